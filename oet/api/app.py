@@ -1,0 +1,47 @@
+"""Builds the FastAPI application around a backend and an event bus."""
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from oet import __version__
+from oet.api import routes, stream
+from oet.api.backends import Backend
+from oet.api.backends.embedded import EmbeddedBackend
+from oet.api.errors import BodyLimit, install_error_handlers
+from oet.api.events import EventBus
+from oet.config import Settings, get_settings
+
+API_PREFIX = "/api/v1.0"
+
+
+def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:
+    """The OET REST application. Without a backend, the embedded one is used."""
+    settings = settings or get_settings()
+    bus = EventBus(settings.event_buffer)
+    chosen: Backend = backend or EmbeddedBackend(settings, bus)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await chosen.startup()
+        try:
+            yield
+        finally:
+            await chosen.shutdown()
+
+    app = FastAPI(
+        title="OET REST API",
+        version=__version__,
+        description="Load, start, stop and follow telescope procedures.",
+        lifespan=lifespan,
+    )
+    app.state.backend = chosen
+    app.state.bus = bus
+    app.state.settings = settings
+    for prefix, documented in ((API_PREFIX, True), ("/api/v1", False)):
+        app.include_router(routes.router, prefix=prefix, include_in_schema=documented)
+        app.include_router(stream.router, prefix=prefix, include_in_schema=documented)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app

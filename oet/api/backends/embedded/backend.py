@@ -1,0 +1,327 @@
+"""The embedded backend: each procedure is a runner subprocess of this server.
+
+The server's event loop owns all state: the procedures in memory (the
+authority while the server runs), their SQLite records (so history survives a
+restart) and the runner processes. Every change goes through
+:meth:`EmbeddedBackend._move`, which persists, publishes the lifecycle event
+and wakes whoever waits on the procedure, so those three never disagree.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from oet.api.backends.embedded.runner_process import RunnerProcess
+from oet.api.backends.embedded.store import ProcedureStore
+from oet.api.events import EventBus
+from oet.config import Settings
+from oet.domain import (
+    FINAL_STATES,
+    LIVE_STATES,
+    Procedure,
+    ProcedureInput,
+    ProcedureNotFound,
+    ProcedureState,
+    ScriptNotFound,
+    StateConflict,
+    Topic,
+)
+from oet.domain.scripts import script_path
+from oet.domain.state import can_transition
+
+log = logging.getLogger(__name__)
+S = ProcedureState
+
+_LIFECYCLE_TOPICS = {
+    S.CREATED: Topic.CREATED,
+    S.RUNNING: Topic.STARTED,
+    S.COMPLETED: Topic.COMPLETE,
+    S.FAILED: Topic.FAILED,
+    S.STOPPED: Topic.STOPPED,
+}
+
+
+def resolve_script(uri: str) -> Path:
+    """The absolute path of a ``file://`` script; ScriptNotFound if it is not a file."""
+    path = Path(os.path.abspath(script_path(uri)))
+    if not path.is_file():
+        raise ScriptNotFound(f"Script {uri} not found: {path} is not a file on the OET server")
+    return path
+
+
+class EmbeddedBackend:
+    """Procedures run by runner subprocesses of this server, recorded in SQLite."""
+
+    def __init__(self, settings: Settings, bus: EventBus) -> None:
+        self.settings = settings
+        self.bus = bus
+        self._store = ProcedureStore(settings.db_path)
+        self._procedures: dict[int, Procedure] = {}
+        self._runners: dict[int, RunnerProcess] = {}
+        self._changed: dict[int, asyncio.Event] = {}
+        self._abort_asked: set[int] = set()
+        self._abort_outcomes: dict[int, tuple[bool, str]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle of the server ---------------------------------------------
+    async def startup(self) -> None:
+        """Load the records; a procedure that was live when the server died has failed."""
+        for procedure in self._store.load_all():
+            self._procedures[procedure.id] = procedure
+            if procedure.state in LIVE_STATES:
+                procedure.history.reason = (
+                    f"The OET server stopped while the procedure was {procedure.state.value};"
+                    " its runner ended with it"
+                )
+                self._move(procedure, S.FAILED)
+
+    async def shutdown(self) -> None:
+        """Stop every live procedure (no abort), kill stragglers, record the outcome."""
+        live = [p for p in self._procedures.values() if p.state in LIVE_STATES]
+        for procedure in live:
+            procedure.history.reason = "The OET server shut down"
+            if procedure.state != S.STOPPING:
+                self._move(procedure, S.STOPPING)
+            if runner := self._runners.get(procedure.id):
+                runner.send({"cmd": "stop", "abort": False})
+        for procedure in live:
+            await self._wait_until(procedure.id, lambda p: p.is_final, self.settings.stop_grace)
+            if runner := self._runners.get(procedure.id):
+                runner.kill()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runner.wait(), 5)
+            if procedure.state in LIVE_STATES:
+                self._move(procedure, S.STOPPED)
+        for task in list(self._tasks):
+            task.cancel()
+        self._store.close()
+
+    # -- queries ------------------------------------------------------------
+    def list(self, pids: list[int] | None = None) -> list[Procedure]:
+        if pids is None:
+            return list(self._procedures.values())
+        return [self.get(pid) for pid in pids]
+
+    def get(self, pid: int) -> Procedure:
+        try:
+            return self._procedures[pid]
+        except KeyError:
+            raise ProcedureNotFound(pid) from None
+
+    # -- commands -----------------------------------------------------------
+    async def create(self, script_uri: str, init: ProcedureInput, run: ProcedureInput) -> Procedure:
+        path = resolve_script(script_uri)
+        self._make_room()
+        procedure = Procedure(self._store.new_id(), script_uri, init, run)
+        self._procedures[procedure.id] = procedure
+        self._store.save(procedure)
+        load = {
+            "procedure_id": procedure.id,
+            "script_path": str(path),
+            "init": init.to_json(),
+            "subarray_id": procedure.subarray_id,
+            "stop_grace": self.settings.stop_grace,
+            "abort": {
+                "fqdn_template": self.settings.abort_fqdn_template,
+                "timeout": self.settings.abort_timeout,
+            },
+        }
+        pid = procedure.id
+        try:
+            self._runners[pid] = await RunnerProcess.spawn(
+                load,
+                lambda message: self._on_report(pid, message),
+                lambda code: self._on_runner_exit(pid, code),
+            )
+        except Exception as exc:
+            procedure.history.reason = str(exc)
+            self._move(procedure, S.FAILED)
+            raise
+        await self._wait_until(pid, lambda p: p.state != S.INITIALISING, self.settings.create_wait)
+        return procedure
+
+    async def start(self, pid: int, run: ProcedureInput | None) -> Procedure:
+        procedure = self.get(pid)
+        if procedure.state != S.CREATED:
+            raise StateConflict(_why_not_startable(procedure))
+        for other in self._procedures.values():
+            if other.state in (S.RUNNING, S.STOPPING):
+                raise StateConflict(
+                    f"Procedure {other.id} is {other.state.value}: only one procedure"
+                    f" may run at a time, so procedure {pid} was not started"
+                )
+        if run is not None:
+            procedure.run_args = run
+        self._move(procedure, S.RUNNING)
+        self._runners[pid].send({"cmd": "start", **procedure.run_args.to_json()})
+        return procedure
+
+    async def stop(self, pid: int, abort: bool) -> str:
+        procedure = self.get(pid)
+        if procedure.state not in LIVE_STATES:
+            raise StateConflict(
+                f"Procedure {pid} is {procedure.state.value}: there is nothing to stop"
+            )
+        if procedure.state == S.STOPPING:
+            raise StateConflict(f"Procedure {pid} is already stopping")
+        if abort:
+            self._abort_asked.add(pid)
+        self._move(procedure, S.STOPPING)
+        runner = self._runners.get(pid)
+        if runner is not None:
+            runner.send({"cmd": "stop", "abort": abort})
+            self._spawn_task(self._kill_if_stuck(pid, runner))
+        limit = self.settings.stop_grace + self.settings.abort_timeout + 5
+        await self._wait_until(pid, lambda p: p.is_final, limit)
+        return _abort_message(procedure, abort, self._abort_outcomes.pop(pid, None))
+
+    # -- reports from runners ---------------------------------------------------
+    def _on_report(self, pid: int, message: dict[str, Any]) -> None:
+        procedure = self._procedures.get(pid)
+        if procedure is None:
+            return  # dropped by retention while its runner wound down
+        kind = message.get("type")
+        if kind == "event":
+            topic = message.get("topic")
+            payload = message.get("payload")
+            if isinstance(topic, str) and isinstance(payload, dict):
+                self.bus.publish(topic, payload, pid, "script", message.get("time"))
+            return
+        if kind != "state":
+            return
+        try:
+            new = ProcedureState(message.get("state"))
+        except ValueError:
+            return
+        if not can_transition(procedure.state, new):
+            return  # e.g. CREATED reported just as a stop arrived
+        if new == S.FAILED:
+            procedure.history.stacktrace = message.get("stacktrace")
+            procedure.history.reason = message.get("reason")
+        if new == S.STOPPED:
+            procedure.history.reason = procedure.history.reason or "Stopped on request"
+            abort = message.get("abort")
+            if isinstance(abort, dict):
+                self._record_abort(procedure, bool(abort.get("sent")), str(abort.get("message")))
+        self._move(procedure, new)
+
+    async def _on_runner_exit(self, pid: int, code: int) -> None:
+        runner = self._runners.pop(pid, None)
+        procedure = self._procedures.get(pid)
+        if procedure is None or procedure.state in FINAL_STATES:
+            return
+        if procedure.state == S.STOPPING and runner is not None and runner.killed:
+            procedure.history.reason = (
+                f"The script did not stop within {self.settings.stop_grace:g} s; runner killed"
+            )
+            if pid in self._abort_asked:
+                self._record_abort(procedure, *await self._abort_from_server(procedure))
+            self._move(procedure, S.STOPPED)
+            return
+        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        procedure.history.reason = f"The runner {how} before the procedure ended"
+        self._move(procedure, S.FAILED)
+
+    async def _kill_if_stuck(self, pid: int, runner: RunnerProcess) -> None:
+        await self._wait_until(pid, lambda p: p.is_final, self.settings.stop_grace)
+        procedure = self._procedures.get(pid)
+        if procedure is not None and procedure.state == S.STOPPING:
+            runner.kill()
+
+    def _record_abort(self, procedure: Procedure, sent: bool, message: str) -> None:
+        self._abort_outcomes[procedure.id] = (sent, message)
+        procedure.history.reason = f"{procedure.history.reason}; {message}"
+
+    async def _abort_from_server(self, procedure: Procedure) -> tuple[bool, str]:
+        """Send Abort from a helper process, for a runner that had to be killed."""
+        settings = self.settings
+        argument = json.dumps(
+            [procedure.subarray_id, settings.abort_fqdn_template, settings.abort_timeout]
+        )
+        helper = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "oet.runner.abort", argument, stdout=asyncio.subprocess.PIPE
+        )
+        out, _ = await helper.communicate()
+        try:
+            outcome = json.loads(out)
+            return bool(outcome["sent"]), str(outcome["message"])
+        except (ValueError, KeyError, TypeError):
+            return False, f"Abort helper failed with exit code {helper.returncode}"
+
+    # -- shared mechanics -------------------------------------------------------
+    def _move(self, procedure: Procedure, new: ProcedureState) -> None:
+        procedure.move_to(new)
+        if new in FINAL_STATES:
+            self._abort_asked.discard(procedure.id)
+        self._store.save(procedure)
+        topic = _LIFECYCLE_TOPICS.get(new)
+        if topic is not None:
+            self.bus.publish(topic, {"procedure": procedure.to_json("")}, procedure.id)
+        if changed := self._changed.pop(procedure.id, None):
+            changed.set()
+
+    async def _wait_until(self, pid: int, done: Any, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (procedure := self._procedures.get(pid)) is not None and not done(procedure):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed.setdefault(pid, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+    def _make_room(self) -> None:
+        """Drop the oldest procedures beyond the limit: finished ones first, never a running one."""
+        while len(self._procedures) >= self.settings.max_procedures:
+            ordered = sorted(self._procedures.values(), key=lambda p: (not p.is_final, p.id))
+            victim = next((p for p in ordered if p.state not in (S.RUNNING, S.STOPPING)), None)
+            if victim is None:
+                raise StateConflict(
+                    f"OET keeps {self.settings.max_procedures} procedures and none can be"
+                    " dropped while one is running; stop it first"
+                )
+            self._drop(victim)
+
+    def _drop(self, procedure: Procedure) -> None:
+        del self._procedures[procedure.id]
+        self._store.delete(procedure.id)
+        if runner := self._runners.pop(procedure.id, None):
+            runner.kill()
+        if changed := self._changed.pop(procedure.id, None):
+            changed.set()
+
+    def _spawn_task(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _why_not_startable(procedure: Procedure) -> str:
+    if procedure.state == S.INITIALISING:
+        return f"Procedure {procedure.id} is still running its init(): start it once CREATED"
+    if procedure.state in (S.RUNNING, S.STOPPING):
+        return f"Procedure {procedure.id} is already {procedure.state.value}"
+    return f"Procedure {procedure.id} is {procedure.state.value}: a finished procedure cannot start"
+
+
+def _abort_message(procedure: Procedure, abort: bool, outcome: tuple[bool, str] | None) -> str:
+    """The user docs' ``abort_message``: what the stop request achieved."""
+    pid = procedure.id
+    if procedure.state == S.COMPLETED:
+        return f"Script with ID {pid} completed before it could be stopped"
+    if procedure.state == S.FAILED:
+        return f"Script with ID {pid} failed before it could be stopped"
+    if procedure.state != S.STOPPED:
+        return f"Stop of script with ID {pid} requested; it is still {procedure.state.value}"
+    if not abort:
+        return f"Successfully stopped script with ID {pid}"
+    sent, detail = outcome or (False, "no abort outcome was reported")
+    if sent:
+        return f"Successfully stopped script with ID {pid} and aborted subarray activity"
+    return f"Stopped script with ID {pid}, but subarray activity was not aborted: {detail}"

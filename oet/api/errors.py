@@ -1,0 +1,123 @@
+"""Maps every failure to the user docs' JSON error body, in one place.
+
+    {"error": "404 Not Found", "type": "ResourceNotFound", "Message": "..."}
+
+Also limits request bodies, so an oversized upload is refused with 413
+before it is read into memory.
+"""
+
+import http
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from oet.api.models import MalformedBody
+from oet.domain import (
+    InvalidRequest,
+    OETError,
+    ProcedureNotFound,
+    RunnerError,
+    StateConflict,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[OETError], int, str]] = [
+    (ProcedureNotFound, 404, "ResourceNotFound"),
+    (StateConflict, 409, "StateConflict"),
+    (InvalidRequest, 400, "InvalidRequest"),
+    (RunnerError, 500, "RunnerError"),
+]
+
+
+class BodyTooLarge(InvalidRequest):
+    """The request body is over the configured limit."""
+
+
+def error_response(status: int, error_type: str, message: str) -> JSONResponse:
+    """The documented error body with its HTTP status."""
+    phrase = http.HTTPStatus(status).phrase
+    body = {"error": f"{status} {phrase}", "type": error_type, "Message": message}
+    return JSONResponse(body, status_code=status)
+
+
+def _oet_error(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, BodyTooLarge):
+        return error_response(413, "PayloadTooLarge", str(exc))
+    if isinstance(exc, MalformedBody):
+        return error_response(exc.status, "MalformedRequest", str(exc))
+    if isinstance(exc, InvalidRequest) and type(exc) is not InvalidRequest:
+        return error_response(400, type(exc).__name__, str(exc))
+    for cls, status, name in _STATUS:
+        if isinstance(exc, cls):
+            return error_response(status, name, str(exc))
+    return error_response(500, "OETError", str(exc))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{where}: {error.get('msg')}" if where else str(error.get("msg"))
+
+
+def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return error_response(400, "MalformedRequest", "The request body is not valid JSON")
+    message = "; ".join(_describe(e) for e in errors[:5]) or "Invalid request"
+    return error_response(422, "MalformedRequest", message)
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    name = http.HTTPStatus(exc.status_code).phrase.replace(" ", "")
+    return error_response(exc.status_code, name, str(exc.detail))
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return error_response(500, "InternalServerError", f"{type(exc).__name__}: {exc}")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every exception type to the JSON error body."""
+    app.add_exception_handler(OETError, _oet_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await error_response(413, "PayloadTooLarge", self._message())(scope, receive, send)
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise BodyTooLarge(self._message())
+            return message
+
+        await self.app(scope, limited, send)
+
+    def _message(self) -> str:
+        return f"The request body is larger than {self.limit} bytes"

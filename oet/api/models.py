@@ -1,0 +1,85 @@
+"""Request bodies the REST API accepts. Unknown fields are refused, not ignored."""
+
+import json
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+
+from oet.domain import InvalidRequest, ProcedureInput
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScriptCall(_Strict):
+    """Arguments for one script function: ``init`` or ``run``."""
+
+    args: list[Any] = Field(default_factory=list, description="Positional arguments.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments.")
+
+    def to_input(self) -> ProcedureInput:
+        """As the domain's ProcedureInput."""
+        return ProcedureInput(tuple(self.args), dict(self.kwargs))
+
+
+class CreateScriptArgs(_Strict):
+    """``init`` arguments (used at load time) and default ``run`` arguments."""
+
+    init: ScriptCall = Field(default_factory=ScriptCall)
+    run: ScriptCall = Field(default_factory=ScriptCall)
+
+
+class RunScriptArgs(_Strict):
+    """Only ``run`` arguments can be given when a procedure starts."""
+
+    run: ScriptCall | None = None
+
+
+class CreateProcedure(_Strict):
+    """POST /procedures: load a script and call its ``init``."""
+
+    script_uri: StrictStr = Field(
+        min_length=1, max_length=4096, description="file:// URI of the script to load."
+    )
+    script_args: CreateScriptArgs = Field(default_factory=CreateScriptArgs)
+
+
+class UpdateProcedure(_Strict):
+    """PUT /procedures/{id}: RUNNING starts a procedure, STOPPED stops it."""
+
+    state: Literal["RUNNING", "STOPPED"] = Field(description="The state to move to.")
+    script_args: RunScriptArgs | None = Field(None, description="Run arguments, with RUNNING.")
+    abort: StrictBool = Field(
+        False, description="With STOPPED: also send Abort to the procedure's subarray."
+    )
+
+
+class MalformedBody(InvalidRequest):
+    """The body is not JSON, or not JSON of the expected shape."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def parse_body(model: type[Model], raw: bytes) -> Model:
+    """Parse ``raw`` as JSON into ``model``, whatever the request's Content-Type said.
+
+    Raises MalformedBody: status 400 for bytes that are not JSON, 422 for JSON
+    of the wrong shape, with the offending fields named.
+    """
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise MalformedBody("The request body is not valid JSON", 400) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise MalformedBody("; ".join(problems[:5]), 422) from None

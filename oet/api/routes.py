@@ -1,0 +1,106 @@
+"""The ``/procedures`` resources of the REST API, as the user docs describe them."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+
+from oet.api.backends import Backend
+from oet.api.events import EventBus
+from oet.api.models import CreateProcedure, UpdateProcedure, parse_body
+from oet.domain import Procedure, ProcedureNotFound, Topic
+
+router = APIRouter()
+
+
+def backend(request: Request) -> Backend:
+    """The backend the app was built with."""
+    result: Backend = request.app.state.backend
+    return result
+
+
+def bus(request: Request) -> EventBus:
+    """The app's event bus."""
+    result: EventBus = request.app.state.bus
+    return result
+
+
+BackendDep = Annotated[Backend, Depends(backend)]
+BusDep = Annotated[EventBus, Depends(bus)]
+
+
+def _summary(request: Request, procedure: Procedure) -> dict[str, Any]:
+    base = str(request.base_url).rstrip("/")
+    return procedure.to_json(f"{base}/api/v1.0/procedures/{procedure.id}")
+
+
+def _pid(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or len(text) > 18:
+        raise ProcedureNotFound(text)
+    return int(text)
+
+
+@router.get("/procedures", summary="List procedures")
+def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> dict[str, Any]:
+    """Every kept procedure, oldest first."""
+    bus.publish(Topic.REQUEST_LIST, {"pids": None})
+    return {"procedures": [_summary(request, p) for p in backend.list()]}
+
+
+@router.get("/procedures/{pid}", summary="Retrieve one procedure")
+def get_procedure(pid: str, request: Request, backend: BackendDep, bus: BusDep) -> dict[str, Any]:
+    """One procedure by its ID."""
+    number = _pid(pid)
+    bus.publish(Topic.REQUEST_LIST, {"pids": [number]})
+    return {"procedure": _summary(request, backend.get(number))}
+
+
+def _json_body(model: type[Any]) -> dict[str, Any]:
+    schema = {"application/json": {"schema": model.model_json_schema()}}
+    return {"requestBody": {"required": True, "content": schema}}
+
+
+@router.post(
+    "/procedures",
+    status_code=status.HTTP_201_CREATED,
+    summary="Prepare a procedure",
+    openapi_extra=_json_body(CreateProcedure),
+)
+async def create_procedure(
+    request: Request,
+    backend: BackendDep,
+    bus: BusDep,
+) -> dict[str, Any]:
+    """Load a script and call its ``init``; answers once it is CREATED (or FAILED)."""
+    body = parse_body(CreateProcedure, await request.body())
+    init, run = body.script_args.init.to_input(), body.script_args.run.to_input()
+    bus.publish(
+        Topic.REQUEST_CREATE,
+        {"script_uri": body.script_uri, "init_args": init.to_json(), "run_args": run.to_json()},
+    )
+    procedure = await backend.create(body.script_uri, init, run)
+    return {"procedure": _summary(request, procedure)}
+
+
+@router.put(
+    "/procedures/{pid}",
+    summary="Start or stop a procedure",
+    openapi_extra=_json_body(UpdateProcedure),
+)
+async def update_procedure(
+    pid: str,
+    request: Request,
+    backend: BackendDep,
+    bus: BusDep,
+) -> dict[str, Any]:
+    """``RUNNING`` starts the procedure; ``STOPPED`` stops it, aborting the subarray if asked."""
+    number = _pid(pid)
+    body = parse_body(UpdateProcedure, await request.body())
+    if body.state == "STOPPED":
+        bus.publish(Topic.REQUEST_STOP, {"abort": body.abort}, number)
+        return {"abort_message": await backend.stop(number, body.abort)}
+    run = body.script_args.run if body.script_args else None
+    bus.publish(
+        Topic.REQUEST_START, {"run_args": run.to_input().to_json() if run else None}, number
+    )
+    procedure = await backend.start(number, run.to_input() if run else None)
+    return {"procedure": _summary(request, procedure)}

@@ -1,0 +1,47 @@
+"""``GET /stream``: every event as Server-Sent Events.
+
+Each message has ``id:`` (increasing), ``event:`` (the topic) and ``data:``
+(the event as JSON, topic included). A client that reconnects with a
+``Last-Event-ID`` header first gets what it missed, or a ``stream.resync``
+event when that is no longer buffered.
+"""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from oet.api.events import EventBus
+from oet.domain import Event
+
+router = APIRouter()
+
+
+def _message(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(
+        data=json.dumps(event.to_json(), default=repr), event=event.topic, id=str(event.id)
+    )
+
+
+@router.get("/stream", summary="Stream OET events")
+async def stream(
+    request: Request,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Every request, lifecycle and script event, as they happen."""
+    bus: EventBus = request.app.state.bus
+    resume = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
+    subscription = bus.subscribe(resume)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        try:
+            for event in subscription.backlog:
+                yield _message(event)
+            while (event := await subscription.queue.get()) is not None:
+                yield _message(event)
+        finally:
+            bus.unsubscribe(subscription)
+
+    return EventSourceResponse(events(), ping=15)

@@ -1,0 +1,40 @@
+"""The one exception tree of OET.
+
+Every edge maps these once: the REST API to the documented JSON error body,
+the CLI to one readable line and a non-zero exit.
+
+    OETError
+    ├── ProcedureNotFound   no procedure has that ID            (REST 404)
+    ├── InvalidRequest      the request cannot be acted on      (REST 400)
+    │   └── ScriptNotFound  the script URI points at nothing    (REST 400)
+    ├── StateConflict       not allowed in the current state    (REST 409)
+    └── RunnerError         the runner process misbehaved       (REST 500)
+"""
+
+
+class OETError(Exception):
+    """Base of every error OET raises on purpose."""
+
+
+class ProcedureNotFound(OETError):
+    """No procedure has the requested ID (it never existed or was dropped)."""
+
+    def __init__(self, pid: object) -> None:
+        super().__init__(f"No information available for PID={pid}")
+        self.pid = pid
+
+
+class InvalidRequest(OETError):
+    """The request is well-formed but cannot be acted on as given."""
+
+
+class ScriptNotFound(InvalidRequest):
+    """The script URI does not name a readable script."""
+
+
+class StateConflict(OETError):
+    """The requested change is not allowed in the procedure's current state."""
+
+
+class RunnerError(OETError):
+    """The runner process for a procedure could not be started or talked to."""

@@ -1,0 +1,40 @@
+"""Events: what OET and scripts announce, as the SSE stream delivers them."""
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class Topic(enum.StrEnum):
+    """Topics OET itself publishes. Scripts may publish any other topic."""
+
+    REQUEST_CREATE = "request.procedure.create"
+    REQUEST_LIST = "request.procedure.list"
+    REQUEST_START = "request.procedure.start"
+    REQUEST_STOP = "request.procedure.stop"
+    CREATED = "procedure.lifecycle.created"
+    STARTED = "procedure.lifecycle.started"
+    COMPLETE = "procedure.lifecycle.complete"
+    FAILED = "procedure.lifecycle.failed"
+    STOPPED = "procedure.lifecycle.stopped"
+    RESYNC = "stream.resync"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One announcement.
+
+    ``id`` orders events on one server; ``source`` says who published it
+    (``api``, ``runner`` or ``script``); ``payload`` is JSON-able.
+    """
+
+    id: int
+    topic: str
+    time: float
+    procedure_id: int | None
+    source: str
+    payload: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``data:`` of the SSE message."""
+        return dataclasses.asdict(self)

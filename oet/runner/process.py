@@ -1,0 +1,188 @@
+"""The life of one runner: load, init, wait for start, run, report.
+
+Stopping works by raising :class:`StopRequested` in the script's thread (the
+main thread), from a SIGTERM handler. A signal interrupts ``time.sleep`` and
+pure-Python busy loops alike, so a stop takes effect within milliseconds. A
+script that swallows the exception is killed by the supervisor after a grace
+period; that path does not depend on anything here.
+"""
+
+import importlib.util
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from oet import scripting
+from oet.runner.abort import send_abort
+from oet.runner.channels import Channel
+
+
+class StopRequested(BaseException):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+    """Raised inside the script when an operator stops the procedure.
+
+    A BaseException, so that a script's ``except Exception`` does not swallow it.
+    """
+
+
+def load_script(path: str) -> ModuleType:
+    """Import the script at ``path`` as a fresh module."""
+    script = Path(path)
+    spec = importlib.util.spec_from_file_location(f"oet_script_{script.stem}", script)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{path} cannot be loaded as a Python script")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(script.parent))  # scripts may import their neighbours
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Runner:
+    def __init__(self, channel: Channel, load: dict[str, Any]) -> None:
+        self.channel = channel
+        self.load = load
+        self.starts: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.stop_requested = threading.Event()
+        self.abort_requested = False
+        self.interruptible = False
+        self.main_thread = threading.main_thread()
+
+    # -- reports ----------------------------------------------------------
+    def report_state(self, state: str, **extra: Any) -> None:
+        self.channel.send({"type": "state", "state": state, "time": time.time(), **extra})
+
+    def report_event(self, topic: str, payload: dict[str, Any], when: float) -> None:
+        self.channel.send({"type": "event", "topic": topic, "payload": payload, "time": when})
+
+    def forward_pubsub(self) -> None:
+        """Forward every pypubsub message the script sends, as SKA scripts use it."""
+        from pubsub import pub
+
+        def listener(topic: Any = pub.AUTO_TOPIC, **kwargs: Any) -> None:
+            self.report_event(topic.getName(), kwargs, time.time())
+
+        self._pubsub_listener = listener  # pypubsub holds listeners weakly
+        pub.subscribe(listener, pub.ALL_TOPICS)
+
+    # -- commands ---------------------------------------------------------
+    def read_commands(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})  # deliver to main only
+        while True:
+            try:
+                command = self.channel.receive()
+            except ValueError:
+                continue  # an unreadable line is ignored, not fatal
+            if command is None:  # supervisor gone: stop, and do not outlive it
+                self.request_stop(abort=False)
+                time.sleep(self.load.get("stop_grace", 3.0))
+                os._exit(3)
+            if command.get("cmd") == "start":
+                self.starts.put(command)
+            elif command.get("cmd") == "stop":
+                self.request_stop(abort=bool(command.get("abort")))
+
+    def request_stop(self, abort: bool) -> None:
+        self.abort_requested = self.abort_requested or abort
+        self.stop_requested.set()
+        if self.main_thread.ident is not None:
+            signal.pthread_kill(self.main_thread.ident, signal.SIGTERM)
+
+    def on_sigterm(self, signum: int, frame: object) -> None:
+        self.stop_requested.set()
+        if self.interruptible:
+            self.interruptible = False
+            raise StopRequested
+
+    # -- the procedure ------------------------------------------------------
+    def call(self, fn: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
+        """Call script code so that a stop interrupts it."""
+        self.interruptible = True
+        try:
+            if self.stop_requested.is_set():
+                raise StopRequested
+            fn(*args, **kwargs)
+        finally:
+            self.interruptible = False
+
+    def wait_for_start(self) -> dict[str, Any]:
+        self.interruptible = True
+        try:
+            if self.stop_requested.is_set():
+                raise StopRequested
+            return self.starts.get()
+        finally:
+            self.interruptible = False
+
+    def stopped(self) -> int:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may interrupt the abort
+        abort = None
+        if self.abort_requested:
+            settings = self.load.get("abort", {})
+            sent, message = send_abort(
+                self.load.get("subarray_id"),
+                settings.get("fqdn_template", "ska_mid/tm_subarray_node/{subarray_id}"),
+                float(settings.get("timeout", 5.0)),
+            )
+            abort = {"sent": sent, "message": message}
+        self.report_state("STOPPED", abort=abort)
+        return 0
+
+    def failed(self, exc: BaseException) -> int:
+        self.report_state(
+            "FAILED",
+            stacktrace="".join(traceback.format_exception(exc)),
+            reason=f"{type(exc).__name__}: {exc}",
+        )
+        return 1
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.on_sigterm)
+        threading.Thread(target=self.read_commands, name="oet-commands", daemon=True).start()
+        scripting.set_sink(self.report_event)
+        try:
+            self.forward_pubsub()
+            self.interruptible = True
+            if self.stop_requested.is_set():
+                raise StopRequested
+            module = load_script(self.load["script_path"])
+            self.interruptible = False
+            init = getattr(module, "init", None)
+            if callable(init):
+                init_args = self.load.get("init", {})
+                self.call(init, init_args.get("args", []), init_args.get("kwargs", {}))
+            entry = getattr(module, "run", None) or getattr(module, "main", None)
+            if not callable(entry):
+                raise AttributeError("the script defines neither run() nor main()")
+            self.report_state("CREATED")
+            start = self.wait_for_start()
+            self.call(entry, start.get("args", []), start.get("kwargs", {}))
+        except StopRequested:
+            return self.stopped()
+        except SystemExit as exc:
+            if exc.code not in (None, 0):
+                return self.failed(exc)
+        except BaseException as exc:
+            return self.failed(exc)
+        self.report_state("COMPLETED")
+        return 0
+
+
+def run_procedure(channel: Channel) -> int:
+    """Run the procedure described by the channel's first message; return the exit code.
+
+    The process exits hard afterwards, so threads a script left behind cannot
+    keep a finished procedure's runner alive.
+    """
+    load = channel.receive()
+    if load is None or load.get("cmd") != "load":
+        print("oet runner: expected a load command first", file=sys.stderr)
+        return 2
+    code = _Runner(channel, load).run()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,131 @@
+"""Shared fixtures: a real OET REST server in a subprocess, on a free port.
+
+Tests talk to it over HTTP exactly as the CLI and curl do. Each server gets
+its own SQLite file, so tests never see each other's procedures.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+FIXTURE_SCRIPTS = Path(__file__).resolve().parent / "scripts"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str = "") -> object:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+class Server:
+    """A running ``oet-rest`` subprocess and how to reach it."""
+
+    def __init__(self, db_path: Path, env: dict[str, str] | None = None) -> None:
+        self.db_path = db_path
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.api = f"{self.base}/api/v1.0"
+        self.procedures = f"{self.api}/procedures"
+        self.env = {**os.environ, "OET_DB_PATH": str(db_path), **(env or {})}
+        self.log = db_path.with_suffix(f".{self.port}.log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "Server":
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "oet.api.server", "--port", str(self.port),
+                 "--log-level", "warning"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+            )
+        wait_for(self._ready, 20, "the OET server to answer")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"server exited early:\n{self.log.read_text()}")
+        try:
+            return httpx.get(self.procedures, timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server with ``sig`` and wait for it to exit."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.api, timeout=30)
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start servers on demand (``make_server(env={...})``); all are stopped afterwards."""
+    servers: list[Server] = []
+
+    def make(env: dict[str, str] | None = None, db_path: Path | None = None) -> Server:
+        server = Server(db_path or tmp_path / "oet.sqlite3", env).start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., Server]) -> Server:
+    """One fresh OET server with default settings."""
+    return make_server()
+
+
+@pytest.fixture
+def api(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client whose base URL is the server's ``/api/v1.0``."""
+    with server.client() as client:
+        yield client
+
+
+@pytest.fixture
+def script(tmp_path: Path) -> Callable[[str], str]:
+    """Write a procedure script from source text; returns its file:// URI."""
+    counter = iter(range(1_000_000))
+
+    def write(source: str) -> str:
+        path = tmp_path / f"script_{next(counter)}.py"
+        path.write_text(source)
+        return f"file://{path}"
+
+    return write
