@@ -58,9 +58,19 @@ class Server:
     def start(self) -> "Server":
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "oet.api.server", "--port", str(self.port),
-                 "--log-level", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
+                [
+                    sys.executable,
+                    "-m",
+                    "oet.api.server",
+                    "--port",
+                    str(self.port),
+                    "--log-level",
+                    "warning",
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=REPO,
             )
         wait_for(self._ready, 20, "the OET server to answer")
         return self

@@ -58,8 +58,12 @@ class EventBus:
     ) -> Event:
         """Number ``payload`` as the next event on ``topic`` and hand it to every listener."""
         event = Event(
-            self._next_id, topic, time.time() if when is None else when,
-            procedure_id, source, payload,
+            self._next_id,
+            topic,
+            time.time() if when is None else when,
+            procedure_id,
+            source,
+            payload,
         )
         self._next_id += 1
         self._buffer.append(event)
@@ -90,7 +94,11 @@ class EventBus:
 
     def _resync(self, last_event_id: int, oldest: int) -> Event:
         return Event(
-            self.last_id, Topic.RESYNC, time.time(), None, "api",
+            self.last_id,
+            Topic.RESYNC,
+            time.time(),
+            None,
+            "api",
             {
                 "reason": f"events after {last_event_id} are no longer available",
                 "oldest_available": oldest,

@@ -20,8 +20,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = get_settings()
     logging.getLogger("oet").info("procedure records in %s", settings.db_path)
     uvicorn.run(
-        create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
-        access_log=False, timeout_graceful_shutdown=10,
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -39,8 +39,8 @@ async def stream(
         try:
             for event in subscription.backlog:
                 yield _message(event)
-            while (event := await subscription.queue.get()) is not None:
-                yield _message(event)
+            while (live := await subscription.queue.get()) is not None:
+                yield _message(live)
         finally:
             bus.unsubscribe(subscription)
 

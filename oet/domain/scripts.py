@@ -15,9 +15,7 @@ def script_path(uri: str) -> PurePath:
     working directory.
     """
     if not isinstance(uri, str) or not uri.startswith("file://"):
-        raise InvalidRequest(
-            f"Script URI {uri!r} is not supported: use file:///path/to/script.py"
-        )
+        raise InvalidRequest(f"Script URI {uri!r} is not supported: use file:///path/to/script.py")
     path = uri[len("file://") :]
     if not path or "\x00" in path:
         raise InvalidRequest(f"Script URI {uri!r} names no file")

@@ -55,6 +55,4 @@ def can_transition(current: ProcedureState, new: ProcedureState) -> bool:
 def check_transition(pid: int, current: ProcedureState, new: ProcedureState) -> None:
     """Raise StateConflict unless ``current -> new`` is allowed."""
     if not can_transition(current, new):
-        raise StateConflict(
-            f"Procedure {pid} is {current.value}: it cannot move to {new.value}"
-        )
+        raise StateConflict(f"Procedure {pid} is {current.value}: it cannot move to {new.value}")

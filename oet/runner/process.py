@@ -24,7 +24,7 @@ from oet.runner.abort import send_abort
 from oet.runner.channels import Channel
 
 
-class StopRequested(BaseException):  # noqa: N818 - reads as what happened, like KeyboardInterrupt
+class StopRequested(BaseException):
     """Raised inside the script when an operator stops the procedure.
 
     A BaseException, so that a script's ``except Exception`` does not swallow it.

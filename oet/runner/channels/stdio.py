@@ -5,15 +5,28 @@ The runner keeps the original stdout for messages and points file descriptor
 never corrupt the message stream.
 """
 
+import contextlib
 import json
 import os
 import sys
 import threading
 from typing import IO, Any
 
+MAX_LINE = 4 * 1024 * 1024
+"""Largest message sent; the supervisor reads lines of up to 16 MiB."""
+
 
 def _jsonable(value: Any) -> Any:
     return repr(value)
+
+
+def _oversized(message: dict[str, Any], size: int) -> dict[str, Any]:
+    """A stand-in for a message too large to send, saying what was dropped."""
+    note = f"message of {size} bytes dropped: larger than {MAX_LINE} bytes"
+    if message.get("type") == "event":
+        return {**message, "payload": {"error": note}}
+    slim = {k: v for k, v in message.items() if k in ("type", "state", "time")}
+    return {**slim, "reason": note, "stacktrace": str(message.get("stacktrace", ""))[-65536:]}
 
 
 class StdioChannel:
@@ -34,11 +47,11 @@ class StdioChannel:
 
     def send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, default=_jsonable).encode() + b"\n"
-        with self._lock:
-            try:
-                self._reports.write(line)
-            except (BrokenPipeError, ValueError):
-                pass  # the supervisor is gone; the runner is about to notice
+        if len(line) > MAX_LINE:
+            line = json.dumps(_oversized(message, len(line))).encode() + b"\n"
+        # A gone supervisor is noticed by the command reader; nothing to do here.
+        with self._lock, contextlib.suppress(BrokenPipeError, ValueError):
+            self._reports.write(line)
 
     def receive(self) -> dict[str, Any] | None:
         while True:

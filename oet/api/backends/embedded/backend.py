@@ -195,7 +195,7 @@ class EmbeddedBackend:
         if kind != "state":
             return
         try:
-            new = ProcedureState(message.get("state"))
+            new = ProcedureState(str(message.get("state")))
         except ValueError:
             return
         if not can_transition(procedure.state, new):

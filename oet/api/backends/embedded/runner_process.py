@@ -38,9 +38,13 @@ class RunnerProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "oet.runner",
-                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                env=env, limit=_LINE_LIMIT,
+                sys.executable,
+                "-m",
+                "oet.runner",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                env=env,
+                limit=_LINE_LIMIT,
             )
         except OSError as exc:
             raise RunnerError(f"Could not start a runner process: {exc}") from exc
