@@ -121,6 +121,7 @@ class _Runner:
 
     def stopped(self) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may interrupt the abort
+        self.channel.send({"type": "interrupted", "time": time.time()})
         abort = None
         if self.abort_requested:
             settings = self.load.get("abort", {})

@@ -27,6 +27,7 @@ from oet.domain import (
     ProcedureInput,
     ProcedureNotFound,
     ProcedureState,
+    RunnerError,
     ScriptNotFound,
     StateConflict,
     Topic,
@@ -66,6 +67,7 @@ class EmbeddedBackend:
         self._changed: dict[int, asyncio.Event] = {}
         self._abort_asked: set[int] = set()
         self._abort_outcomes: dict[int, tuple[bool, str]] = {}
+        self._interrupted: set[int] = set()  # scripts stopped, runner still aborting
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle of the server ---------------------------------------------
@@ -155,10 +157,13 @@ class EmbeddedBackend:
                     f"Procedure {other.id} is {other.state.value}: only one procedure"
                     f" may run at a time, so procedure {pid} was not started"
                 )
+        runner = self._runners.get(pid)
+        if runner is None:
+            raise RunnerError(f"Procedure {pid} has lost its runner; create it again")
         if run is not None:
             procedure.run_args = run
         self._move(procedure, S.RUNNING)
-        self._runners[pid].send({"cmd": "start", **procedure.run_args.to_json()})
+        runner.send({"cmd": "start", **procedure.run_args.to_json()})
         return procedure
 
     async def stop(self, pid: int, abort: bool) -> str:
@@ -186,6 +191,10 @@ class EmbeddedBackend:
         if procedure is None:
             return  # dropped by retention while its runner wound down
         kind = message.get("type")
+        if kind == "interrupted":
+            self._interrupted.add(pid)
+            self._notify(pid)
+            return
         if kind == "event":
             topic = message.get("topic")
             payload = message.get("payload")
@@ -216,10 +225,13 @@ class EmbeddedBackend:
         if procedure is None or procedure.state in FINAL_STATES:
             return
         if procedure.state == S.STOPPING and runner is not None and runner.killed:
-            procedure.history.reason = (
-                f"The script did not stop within {self.settings.stop_grace:g} s; runner killed"
-            )
-            if pid in self._abort_asked:
+            if pid in self._interrupted:
+                procedure.history.reason = "Stopped on request; runner killed while aborting"
+            else:
+                procedure.history.reason = (
+                    f"The script did not stop within {self.settings.stop_grace:g} s; runner killed"
+                )
+            if pid in self._abort_asked and pid not in self._interrupted:
                 self._record_abort(procedure, *await self._abort_from_server(procedure))
             self._move(procedure, S.STOPPED)
             return
@@ -228,7 +240,13 @@ class EmbeddedBackend:
         self._move(procedure, S.FAILED)
 
     async def _kill_if_stuck(self, pid: int, runner: RunnerProcess) -> None:
-        await self._wait_until(pid, lambda p: p.is_final, self.settings.stop_grace)
+        """Kill a runner whose script ignores the stop, or whose abort outlives its timeout."""
+        settings = self.settings
+        await self._wait_until(
+            pid, lambda p: p.is_final or pid in self._interrupted, settings.stop_grace
+        )
+        if pid in self._interrupted:  # the script is stopped; the abort has its own timeout
+            await self._wait_until(pid, lambda p: p.is_final, settings.abort_timeout + 2)
         procedure = self._procedures.get(pid)
         if procedure is not None and procedure.state == S.STOPPING:
             runner.kill()
@@ -258,11 +276,17 @@ class EmbeddedBackend:
         procedure.move_to(new)
         if new in FINAL_STATES:
             self._abort_asked.discard(procedure.id)
+            self._interrupted.discard(procedure.id)
         self._store.save(procedure)
         topic = _LIFECYCLE_TOPICS.get(new)
         if topic is not None:
-            self.bus.publish(topic, {"procedure": procedure.to_json("")}, procedure.id)
-        if changed := self._changed.pop(procedure.id, None):
+            summary = procedure.to_json(f"/api/v1.0/procedures/{procedure.id}")
+            self.bus.publish(topic, {"procedure": summary}, procedure.id)
+        self._notify(procedure.id)
+
+    def _notify(self, pid: int) -> None:
+        """Wake every request waiting on this procedure."""
+        if changed := self._changed.pop(pid, None):
             changed.set()
 
     async def _wait_until(self, pid: int, done: Any, timeout: float) -> None:
@@ -293,8 +317,7 @@ class EmbeddedBackend:
         self._store.delete(procedure.id)
         if runner := self._runners.pop(procedure.id, None):
             runner.kill()
-        if changed := self._changed.pop(procedure.id, None):
-            changed.set()
+        self._notify(procedure.id)
 
     def _spawn_task(self, coroutine: Any) -> None:
         task = asyncio.create_task(coroutine)
