@@ -23,7 +23,7 @@ install: $(VENV)/.installed ## create .venv and install OET with its test tools
 rest: install ## start the embedded OET REST server on $(HOST):$(PORT)
 	$(BIN)/oet-rest --host $(HOST) --port $(PORT)
 
-test: install ## run the whole test suite
+test: lint ## lint, then run the whole test suite
 	$(BIN)/python -m pytest
 
 lint: install ## ruff (lint + format check), mypy and the import-layer contracts

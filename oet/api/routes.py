@@ -3,6 +3,7 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import JSONResponse
 
 from oet.api.backends import Backend
 from oet.api.events import EventBus
@@ -12,13 +13,13 @@ from oet.domain import Procedure, ProcedureNotFound, Topic
 router = APIRouter()
 
 
-def backend(request: Request) -> Backend:
+async def backend(request: Request) -> Backend:
     """The backend the app was built with."""
     result: Backend = request.app.state.backend
     return result
 
 
-def bus(request: Request) -> EventBus:
+async def bus(request: Request) -> EventBus:
     """The app's event bus."""
     result: EventBus = request.app.state.bus
     return result
@@ -39,19 +40,26 @@ def _pid(text: str) -> int:
     return int(text)
 
 
+# Handlers are ``async`` on purpose: they touch the event bus, which belongs to
+# the event loop's thread, and they answer with JSONResponse directly to skip
+# FastAPI's generic (and slow) encoding of plain dicts.
+
+
 @router.get("/procedures", summary="List procedures")
-def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> dict[str, Any]:
+async def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> JSONResponse:
     """Every kept procedure, oldest first."""
     bus.publish(Topic.REQUEST_LIST, {"pids": None})
-    return {"procedures": [_summary(request, p) for p in backend.list()]}
+    return JSONResponse({"procedures": [_summary(request, p) for p in backend.list()]})
 
 
 @router.get("/procedures/{pid}", summary="Retrieve one procedure")
-def get_procedure(pid: str, request: Request, backend: BackendDep, bus: BusDep) -> dict[str, Any]:
+async def get_procedure(
+    pid: str, request: Request, backend: BackendDep, bus: BusDep
+) -> JSONResponse:
     """One procedure by its ID."""
     number = _pid(pid)
     bus.publish(Topic.REQUEST_LIST, {"pids": [number]})
-    return {"procedure": _summary(request, backend.get(number))}
+    return JSONResponse({"procedure": _summary(request, backend.get(number))})
 
 
 def _json_body(model: type[Any]) -> dict[str, Any]:
@@ -69,7 +77,7 @@ async def create_procedure(
     request: Request,
     backend: BackendDep,
     bus: BusDep,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """Load a script and call its ``init``; answers once it is CREATED (or FAILED)."""
     body = parse_body(CreateProcedure, await request.body())
     init, run = body.script_args.init.to_input(), body.script_args.run.to_input()
@@ -78,7 +86,7 @@ async def create_procedure(
         {"script_uri": body.script_uri, "init_args": init.to_json(), "run_args": run.to_json()},
     )
     procedure = await backend.create(body.script_uri, init, run)
-    return {"procedure": _summary(request, procedure)}
+    return JSONResponse({"procedure": _summary(request, procedure)}, status_code=201)
 
 
 @router.put(
@@ -91,16 +99,16 @@ async def update_procedure(
     request: Request,
     backend: BackendDep,
     bus: BusDep,
-) -> dict[str, Any]:
+) -> JSONResponse:
     """``RUNNING`` starts the procedure; ``STOPPED`` stops it, aborting the subarray if asked."""
     number = _pid(pid)
     body = parse_body(UpdateProcedure, await request.body())
     if body.state == "STOPPED":
         bus.publish(Topic.REQUEST_STOP, {"abort": body.abort}, number)
-        return {"abort_message": await backend.stop(number, body.abort)}
+        return JSONResponse({"abort_message": await backend.stop(number, body.abort)})
     run = body.script_args.run if body.script_args else None
     bus.publish(
         Topic.REQUEST_START, {"run_args": run.to_input().to_json() if run else None}, number
     )
     procedure = await backend.start(number, run.to_input() if run else None)
-    return {"procedure": _summary(request, procedure)}
+    return JSONResponse({"procedure": _summary(request, procedure)})
