@@ -8,12 +8,14 @@ before it is read into memory.
 
 import http
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from oet.api.models import MalformedBody
@@ -39,11 +41,13 @@ class BodyTooLarge(InvalidRequest):
     """The request body is over the configured limit."""
 
 
-def error_response(status: int, error_type: str, message: str) -> JSONResponse:
+def error_response(
+    status: int, error_type: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
     """The documented error body with its HTTP status."""
     phrase = http.HTTPStatus(status).phrase
     body = {"error": f"{status} {phrase}", "type": error_type, "Message": message}
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _oet_error(request: Request, exc: Exception) -> JSONResponse:
@@ -76,7 +80,20 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     name = http.HTTPStatus(exc.status_code).phrase.replace(" ", "")
-    return error_response(exc.status_code, name, str(exc.detail))
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {"Allow": ", ".join(_allowed_methods(request))}
+    return error_response(exc.status_code, name, str(exc.detail), headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+        if any(r.matches({**request.scope, "method": method})[0] == Match.FULL for r in routes)
+    ]
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

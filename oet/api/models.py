@@ -1,6 +1,7 @@
 """Request bodies the REST API accepts. Unknown fields are refused, not ignored."""
 
 import json
+import math
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
@@ -66,6 +67,21 @@ class MalformedBody(InvalidRequest):
 Model = TypeVar("Model", bound=BaseModel)
 
 
+class _NotJSON(ValueError):
+    """A number Python's parser accepts but JSON (and so every client) cannot carry."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _NotJSON(f"The request body contains {name}, which is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotJSON(f"The number {text} is too large to be carried in JSON")
+    return value
+
+
 def parse_body(model: type[Model], raw: bytes) -> Model:
     """Parse ``raw`` as JSON into ``model``, whatever the request's Content-Type said.
 
@@ -73,7 +89,9 @@ def parse_body(model: type[Model], raw: bytes) -> Model:
     of the wrong shape, with the offending fields named.
     """
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotJSON as exc:
+        raise MalformedBody(str(exc), 400) from None
     except (ValueError, RecursionError):
         raise MalformedBody("The request body is not valid JSON", 400) from None
     try:

@@ -301,14 +301,18 @@ class EmbeddedBackend:
                 await asyncio.wait_for(changed.wait(), remaining)
 
     def _make_room(self) -> None:
-        """Drop the oldest procedures beyond the limit: finished ones first, never a running one."""
+        """Drop the oldest procedures beyond the limit: finished ones first, then idle ones.
+
+        A procedure whose script is executing (``init`` or ``run``) is never dropped.
+        """
+        busy = (S.INITIALISING, S.RUNNING, S.STOPPING)
         while len(self._procedures) >= self.settings.max_procedures:
             ordered = sorted(self._procedures.values(), key=lambda p: (not p.is_final, p.id))
-            victim = next((p for p in ordered if p.state not in (S.RUNNING, S.STOPPING)), None)
+            victim = next((p for p in ordered if p.state not in busy), None)
             if victim is None:
                 raise StateConflict(
                     f"OET keeps {self.settings.max_procedures} procedures and none can be"
-                    " dropped while one is running; stop it first"
+                    " dropped while their scripts are executing; stop one first"
                 )
             self._drop(victim)
 
