@@ -36,5 +36,12 @@ class Event:
     payload: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        """The ``data:`` of the SSE message."""
-        return dataclasses.asdict(self)
+        """The ``data:`` of the SSE message (payload shared, not copied)."""
+        return {
+            "id": self.id,
+            "topic": self.topic,
+            "time": self.time,
+            "procedure_id": self.procedure_id,
+            "source": self.source,
+            "payload": self.payload,
+        }

@@ -46,7 +46,8 @@ def test_home_oet_ini_is_read_before_the_installation_one(
     monkeypatch.setenv("HOME", str(tmp_path))
     files = ini_files()
     assert files[0] == tmp_path / "oet.ini"
-    assert files[1].name == "oet.ini" and files[1].parent != tmp_path
+    assert files[1].name == "oet.ini"
+    assert files[1].parent != tmp_path
     write_ini(tmp_path / "oet.ini", "abort_timeout = 1.5\n")
     monkeypatch.delenv("OET_ABORT_TIMEOUT", raising=False)
     assert Settings().abort_timeout == 1.5

@@ -1,0 +1,43 @@
+"""The benchmark runs end to end and reports every figure (the values are not judged here)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_benchmark_measures_every_target_figure_against_its_own_server() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/bench_embedded.py",
+            "--runs",
+            "3",
+            "--warmup",
+            "1",
+            "--events",
+            "10",
+            "--clients",
+            "2",
+            "--seconds",
+            "0.5",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    targets = [f for f in json.loads(done.stdout)["figures"] if f["limit"] is not None]
+    names = " | ".join(f["name"] for f in targets)
+    for figure in ("create", "COMPLETED", "event", "GET /procedures", "RSS"):
+        assert figure in names, f"{figure!r} missing from the benchmark's targets: {names}"
+    for f in targets:
+        assert isinstance(f["value"], float | int) and f["value"] > 0, f
+        assert f["verdict"] in ("PASS", "FAIL"), f
