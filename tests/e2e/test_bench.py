@@ -39,5 +39,6 @@ def test_benchmark_measures_every_target_figure_against_its_own_server() -> None
     for figure in ("create", "COMPLETED", "event", "GET /procedures", "RSS"):
         assert figure in names, f"{figure!r} missing from the benchmark's targets: {names}"
     for f in targets:
-        assert isinstance(f["value"], float | int) and f["value"] > 0, f
+        assert isinstance(f["value"], float | int), f
+        assert f["value"] > 0, f
         assert f["verdict"] in ("PASS", "FAIL"), f
