@@ -1,7 +1,7 @@
 """Example procedure: greets, publishes an event, and finishes.
 
-    oet create file://scripts/hello_world.py --subarray_id=1
-    oet start 'world'
+oet create file://scripts/hello_world.py --subarray_id=1
+oet start 'world'
 """
 
 from oet import scripting

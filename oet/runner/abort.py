@@ -14,6 +14,19 @@ def _describe(exc: BaseException) -> str:
     return " ".join(str(desc or exc).split()) or type(exc).__name__
 
 
+def _whole_number(value: Any) -> int | None:
+    """``value`` as a subarray number, or None: never rounds, so never aborts the wrong one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    return None
+
+
 def send_abort(subarray_id: Any, fqdn_template: str, timeout: float) -> tuple[bool, str]:
     """Send ``Abort`` to the subarray's device; return (sent, what happened).
 
@@ -22,9 +35,8 @@ def send_abort(subarray_id: Any, fqdn_template: str, timeout: float) -> tuple[bo
     """
     if subarray_id is None:
         return False, "Abort not sent: the procedure was created without a subarray_id"
-    try:
-        sid = int(subarray_id)
-    except (TypeError, ValueError):
+    sid = _whole_number(subarray_id)
+    if sid is None:
         return False, f"Abort not sent: subarray_id {subarray_id!r} is not a whole number"
     try:
         fqdn = fqdn_template.format(subarray_id=sid)

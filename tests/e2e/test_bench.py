@@ -40,5 +40,5 @@ def test_benchmark_measures_every_target_figure_against_its_own_server() -> None
         assert figure in names, f"{figure!r} missing from the benchmark's targets: {names}"
     for f in targets:
         assert isinstance(f["value"], float | int), f
-        assert f["value"] > 0, f
+        assert f["value"] >= 0, f
         assert f["verdict"] in ("PASS", "FAIL"), f

@@ -67,6 +67,7 @@ def follow_until_first_event(command: str, env: dict[str, str], server: Server) 
         done.set()
         os.killpg(process.pid, signal.SIGINT)
         process.wait(10)
+        stdout.close()
     return "".join(lines)
 
 

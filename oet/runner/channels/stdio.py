@@ -8,6 +8,7 @@ never corrupt the message stream.
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 from typing import IO, Any
@@ -49,9 +50,17 @@ class StdioChannel:
         line = json.dumps(message, default=_jsonable).encode() + b"\n"
         if len(line) > MAX_LINE:
             line = json.dumps(_oversized(message, len(line))).encode() + b"\n"
+        # A stop must not land between two halves of a line: hold SIGTERM until the
+        # whole line is written (a raw write may be partial when the pipe is full).
         # A gone supervisor is noticed by the command reader; nothing to do here.
-        with self._lock, contextlib.suppress(BrokenPipeError, ValueError):
-            self._reports.write(line)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        try:
+            with self._lock, contextlib.suppress(BrokenPipeError, ValueError):
+                view = memoryview(line)
+                while view:
+                    view = view[self._reports.write(view) or 0 :]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def receive(self) -> dict[str, Any] | None:
         while True:
