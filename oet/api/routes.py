@@ -58,7 +58,7 @@ async def get_procedure(
 ) -> JSONResponse:
     """One procedure by its ID."""
     number = _pid(pid)
-    bus.publish(Topic.REQUEST_LIST, {"pids": [number]})
+    bus.publish(Topic.REQUEST_LIST, {"pids": [number]}, number)
     return JSONResponse({"procedure": _summary(request, backend.get(number))})
 
 
