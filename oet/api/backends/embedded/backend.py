@@ -29,9 +29,9 @@ from oet.domain import (
     ProcedureState,
     RunnerError,
     ScriptNotFound,
-    StateConflict,
     Topic,
 )
+from oet.domain.rules import abort_message, check_can_start, check_can_stop, next_to_drop
 from oet.domain.scripts import script_path
 from oet.domain.state import can_transition
 
@@ -149,14 +149,7 @@ class EmbeddedBackend:
 
     async def start(self, pid: int, run: ProcedureInput | None) -> Procedure:
         procedure = self.get(pid)
-        if procedure.state != S.CREATED:
-            raise StateConflict(_why_not_startable(procedure))
-        for other in self._procedures.values():
-            if other.state in (S.RUNNING, S.STOPPING):
-                raise StateConflict(
-                    f"Procedure {other.id} is {other.state.value}: only one procedure"
-                    f" may run at a time, so procedure {pid} was not started"
-                )
+        check_can_start(procedure, self._procedures.values())
         runner = self._runners.get(pid)
         if runner is None:
             raise RunnerError(f"Procedure {pid} has lost its runner; create it again")
@@ -168,12 +161,7 @@ class EmbeddedBackend:
 
     async def stop(self, pid: int, abort: bool) -> str:
         procedure = self.get(pid)
-        if procedure.state not in LIVE_STATES:
-            raise StateConflict(
-                f"Procedure {pid} is {procedure.state.value}: there is nothing to stop"
-            )
-        if procedure.state == S.STOPPING:
-            raise StateConflict(f"Procedure {pid} is already stopping")
+        check_can_stop(procedure)
         if abort:
             self._abort_asked.add(pid)
         self._move(procedure, S.STOPPING)
@@ -183,7 +171,7 @@ class EmbeddedBackend:
             self._spawn_task(self._kill_if_stuck(pid, runner))
         limit = self.settings.stop_grace + self.settings.abort_timeout + 5
         await self._wait_until(pid, lambda p: p.is_final, limit)
-        return _abort_message(procedure, abort, self._abort_outcomes.pop(pid, None))
+        return abort_message(procedure, abort, self._abort_outcomes.pop(pid, None))
 
     # -- reports from runners ---------------------------------------------------
     def _on_report(self, pid: int, message: dict[str, Any]) -> None:
@@ -301,19 +289,9 @@ class EmbeddedBackend:
                 await asyncio.wait_for(changed.wait(), remaining)
 
     def _make_room(self) -> None:
-        """Drop the oldest procedures beyond the limit: finished ones first, then idle ones.
-
-        A procedure whose script is executing (``init`` or ``run``) is never dropped.
-        """
-        busy = (S.INITIALISING, S.RUNNING, S.STOPPING)
-        while len(self._procedures) >= self.settings.max_procedures:
-            ordered = sorted(self._procedures.values(), key=lambda p: (not p.is_final, p.id))
-            victim = next((p for p in ordered if p.state not in busy), None)
-            if victim is None:
-                raise StateConflict(
-                    f"OET keeps {self.settings.max_procedures} procedures and none can be"
-                    " dropped while their scripts are executing; stop one first"
-                )
+        """Drop procedures (oldest finished first) until one more fits under the limit."""
+        limit = self.settings.max_procedures
+        while (victim := next_to_drop(self._procedures.values(), limit)) is not None:
             self._drop(victim)
 
     def _drop(self, procedure: Procedure) -> None:
@@ -327,28 +305,3 @@ class EmbeddedBackend:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-
-def _why_not_startable(procedure: Procedure) -> str:
-    if procedure.state == S.INITIALISING:
-        return f"Procedure {procedure.id} is still running its init(): start it once CREATED"
-    if procedure.state in (S.RUNNING, S.STOPPING):
-        return f"Procedure {procedure.id} is already {procedure.state.value}"
-    return f"Procedure {procedure.id} is {procedure.state.value}: a finished procedure cannot start"
-
-
-def _abort_message(procedure: Procedure, abort: bool, outcome: tuple[bool, str] | None) -> str:
-    """The user docs' ``abort_message``: what the stop request achieved."""
-    pid = procedure.id
-    if procedure.state == S.COMPLETED:
-        return f"Script with ID {pid} completed before it could be stopped"
-    if procedure.state == S.FAILED:
-        return f"Script with ID {pid} failed before it could be stopped"
-    if procedure.state != S.STOPPED:
-        return f"Stop of script with ID {pid} requested; it is still {procedure.state.value}"
-    if not abort:
-        return f"Successfully stopped script with ID {pid}"
-    sent, detail = outcome or (False, "no abort outcome was reported")
-    if sent:
-        return f"Successfully stopped script with ID {pid} and aborted subarray activity"
-    return f"Stopped script with ID {pid}, but subarray activity was not aborted: {detail}"
