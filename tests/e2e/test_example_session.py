@@ -51,6 +51,24 @@ def called_with(script: Path, method: str) -> Any:
     return json.loads(record.read_text())
 
 
+# What a listener sees about procedure 2 from its start on, list requests aside.
+START_THEN_STOP = [
+    "request.procedure.start",
+    "procedure.lifecycle.started",
+    "request.procedure.stop",
+    "procedure.lifecycle.stopped",
+]
+
+
+def topics_about(output: str, pid: int) -> list[str]:
+    """The topics of the streamed events about procedure ``pid``, list requests aside."""
+    return [
+        e["topic"]
+        for e in data_of(output)
+        if e["procedure_id"] == pid and e["topic"] != "request.procedure.list"
+    ]
+
+
 def rows(table: str) -> list[list[str]]:
     """The data rows of an ``oet`` table, split into ID, Script, Creation time, State."""
     lines = table.splitlines()
@@ -128,17 +146,7 @@ def test_the_oet_example_session(server: Server, tmp_path: Path) -> None:
 
         # $ oet listen   (running since before the start)
         output = listener.wait_for_text("event: procedure.lifecycle.stopped")
-        about_2 = [
-            e["topic"]
-            for e in data_of(output)
-            if e["procedure_id"] == 2 and e["topic"] != "request.procedure.list"
-        ]
-        assert about_2 == [
-            "request.procedure.start",
-            "procedure.lifecycle.started",
-            "request.procedure.stop",
-            "procedure.lifecycle.stopped",
-        ]
+        assert topics_about(output, 2) == START_THEN_STOP
         assert listener.interrupt() == 0
 
 
@@ -220,17 +228,7 @@ def test_the_curl_example_session(server: Server, tmp_path: Path) -> None:
         assert httpx.get(f"{url}/2").json()["procedure"]["state"] == "STOPPED"
 
         output = stream.wait_for_text("event: procedure.lifecycle.stopped")
-        topics = [
-            e["topic"]
-            for e in data_of(output)
-            if e["procedure_id"] == 2 and e["topic"] != "request.procedure.list"
-        ]
-        assert topics == [
-            "request.procedure.start",
-            "procedure.lifecycle.started",
-            "request.procedure.stop",
-            "procedure.lifecycle.stopped",
-        ]
+        assert topics_about(output, 2) == START_THEN_STOP
         assert re.search(r"^id: \d+$", output, re.M)
         stream.interrupt()
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, Server, free_port, wait_for
+from tests.procedures import pid_of
 
 README = REPO / "README.md"
 ADDRESS = "http://127.0.0.1:5000"
@@ -93,7 +94,7 @@ def run_section(section: str, server: Server) -> None:
 
 def states(server: Server) -> dict[int, str]:
     listing = httpx.get(server.procedures).json()["procedures"]
-    return {int(p["uri"].rsplit("/", 1)[1]): p["state"] for p in listing}
+    return {pid_of(p): p["state"] for p in listing}
 
 
 @pytest.mark.e2e

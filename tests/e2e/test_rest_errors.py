@@ -18,22 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, wait_for
+from tests.conftest import Server
+from tests.procedures import QUICK, SLEEPER, create_id, run_until, start, state_of, stop
 
 pytestmark = pytest.mark.e2e
-
-SLEEPER = """
-import time
-
-
-def run(seconds=60):
-    time.sleep(seconds)
-"""
-
-QUICK = """
-def run(*args, **kwargs):
-    pass
-"""
 
 MiB = 1024 * 1024
 
@@ -53,19 +41,9 @@ def assert_error(response: httpx.Response, status: int, error_type: str | None =
     return message
 
 
-def create(api: httpx.Client, uri: str) -> int:
-    response = api.post("/procedures", json={"script_uri": uri})
-    assert response.status_code == 201, response.text
-    return int(response.json()["procedure"]["uri"].rsplit("/", 1)[1])
-
-
-def state_of(api: httpx.Client, pid: int) -> str:
-    state: str = api.get(f"/procedures/{pid}").json()["procedure"]["state"]
-    return state
-
-
-def wait_for_state(api: httpx.Client, pid: int, state: str) -> None:
-    wait_for(lambda: state_of(api, pid) == state, 15, f"procedure {pid} to be {state}")
+def refused_as_conflict(api: httpx.Client, pid: int, **body: Any) -> str:
+    """PUT ``body`` to procedure ``pid``; it must be refused as a 409 StateConflict. Its Message."""
+    return assert_error(api.put(f"/procedures/{pid}", json=body), 409, "StateConflict")
 
 
 # -- documented errors ------------------------------------------------------------
@@ -93,25 +71,21 @@ def test_starting_or_stopping_an_unknown_procedure_is_404(api: httpx.Client) -> 
 def test_starting_while_another_procedure_runs_is_409(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    running = create(api, script(SLEEPER))
-    waiting = create(api, script(QUICK))
-    assert api.put(f"/procedures/{running}", json={"state": "RUNNING"}).status_code == 200
+    running = create_id(api, script(SLEEPER))
+    waiting = create_id(api, script(QUICK))
+    start(api, running)
 
-    response = api.put(f"/procedures/{waiting}", json={"state": "RUNNING"})
-
-    message = assert_error(response, 409, "StateConflict")
+    message = refused_as_conflict(api, waiting, state="RUNNING")
     assert f"Procedure {running} is RUNNING" in message
     assert state_of(api, waiting) == "CREATED"
     assert state_of(api, running) == "RUNNING"
 
 
 def test_starting_a_procedure_twice_is_409(api: httpx.Client, script: Callable[[str], str]) -> None:
-    pid = create(api, script(SLEEPER))
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
+    pid = create_id(api, script(SLEEPER))
+    start(api, pid)
 
-    response = api.put(f"/procedures/{pid}", json={"state": "RUNNING"})
-
-    message = assert_error(response, 409, "StateConflict")
+    message = refused_as_conflict(api, pid, state="RUNNING")
     assert f"Procedure {pid} is already RUNNING" in message
     assert state_of(api, pid) == "RUNNING"
 
@@ -119,48 +93,38 @@ def test_starting_a_procedure_twice_is_409(api: httpx.Client, script: Callable[[
 def test_starting_a_completed_procedure_again_is_409(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = create(api, script(QUICK))
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
-    wait_for_state(api, pid, "COMPLETED")
+    pid = run_until(api, script(QUICK), "COMPLETED")
 
-    response = api.put(f"/procedures/{pid}", json={"state": "RUNNING"})
-
-    assert "COMPLETED" in assert_error(response, 409, "StateConflict")
+    assert "COMPLETED" in refused_as_conflict(api, pid, state="RUNNING")
     assert state_of(api, pid) == "COMPLETED"
 
 
 def test_stopping_a_completed_procedure_is_409(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = create(api, script(QUICK))
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
-    wait_for_state(api, pid, "COMPLETED")
+    pid = run_until(api, script(QUICK), "COMPLETED")
     before = api.get(f"/procedures/{pid}").json()
 
-    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": False})
-
-    message = assert_error(response, 409, "StateConflict")
+    message = refused_as_conflict(api, pid, state="STOPPED", abort=False)
     assert f"Procedure {pid} is COMPLETED" in message
     assert api.get(f"/procedures/{pid}").json() == before
 
 
 def test_stopping_a_procedure_twice_is_409(api: httpx.Client, script: Callable[[str], str]) -> None:
-    pid = create(api, script(SLEEPER))
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
-    first = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": False})
-    assert first.status_code == 200, first.text
+    pid = create_id(api, script(SLEEPER))
+    start(api, pid)
+    stop(api, pid)
     before = api.get(f"/procedures/{pid}").json()
 
-    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": False})
-
-    assert f"Procedure {pid} is STOPPED" in assert_error(response, 409, "StateConflict")
+    message = refused_as_conflict(api, pid, state="STOPPED", abort=False)
+    assert f"Procedure {pid} is STOPPED" in message
     assert api.get(f"/procedures/{pid}").json() == before
 
 
 def test_a_missing_script_is_400_naming_the_path_and_creates_nothing(
     api: httpx.Client, script: Callable[[str], str], tmp_path: Path
 ) -> None:
-    create(api, script(QUICK))
+    create_id(api, script(QUICK))
     before = api.get("/procedures").json()
     missing = tmp_path / "no_such_dir" / "observe.py"
 
@@ -170,7 +134,7 @@ def test_a_missing_script_is_400_naming_the_path_and_creates_nothing(
     assert str(missing) in message
     assert api.get("/procedures").json() == before
     # The failed request did not use up an ID either.
-    assert create(api, script(QUICK)) == 2
+    assert create_id(api, script(QUICK)) == 2
 
 
 @pytest.mark.parametrize(
@@ -189,13 +153,13 @@ def test_a_script_uri_that_is_not_file_is_400(api: httpx.Client, uri: str) -> No
 def test_when_starts_arrive_together_only_one_procedure_runs(
     server: Server, api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pids = [create(api, script(SLEEPER)) for _ in range(4)]
+    pids = [create_id(api, script(SLEEPER)) for _ in range(4)]
 
-    def start(pid: int) -> httpx.Response:
+    def put_running(pid: int) -> httpx.Response:
         return httpx.put(f"{server.procedures}/{pid}", json={"state": "RUNNING"}, timeout=30)
 
     with ThreadPoolExecutor(len(pids)) as pool:
-        responses = list(pool.map(start, pids))
+        responses = list(pool.map(put_running, pids))
 
     assert sorted(r.status_code for r in responses) == [200, 409, 409, 409]
     for response in responses:
@@ -262,7 +226,7 @@ def test_numbers_json_cannot_carry_are_refused_at_create_and_the_list_stays_read
 def test_numbers_json_cannot_carry_are_refused_at_start_and_start_nothing(
     api: httpx.Client, script: Callable[[str], str], constant: str
 ) -> None:
-    pid = create(api, script(SLEEPER))
+    pid = create_id(api, script(SLEEPER))
     before = api.get("/procedures").json()
     body = f'{{"state": "RUNNING", "script_args": {{"run": {{"kwargs": {{"t": {constant}}}}}}}}}'
 
@@ -462,10 +426,8 @@ def populated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server
     try:
         with server.client() as api:
             uri = f"file://{script}"
-            assert create(api, uri) == 1
-            assert create(api, uri) == 2
-            assert api.put("/procedures/2", json={"state": "RUNNING"}).status_code == 200
-            wait_for_state(api, 2, "COMPLETED")
+            assert create_id(api, uri) == 1
+            assert run_until(api, uri, "COMPLETED") == 2
             before = api.get("/procedures").json()
         yield server, script, before
     finally:

@@ -15,11 +15,25 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server, wait_for
+from tests.conftest import Server
+from tests.procedures import (
+    FINAL_STATES,
+    SLEEPER,
+    SWALLOWS_STOP,
+    create,
+    create_id,
+    get,
+    pid_of,
+    run_until,
+    runner_pids,
+    slow_init,
+    start,
+    stop,
+    wait_for_runners,
+    wait_for_state,
+)
 
 pytestmark = pytest.mark.e2e
-
-FINAL = {"COMPLETED", "FAILED", "STOPPED"}
 
 RECORDER = """
 import json
@@ -52,26 +66,6 @@ def main(*args, **kwargs):
     out.write_text(json.dumps([{"function": "main", "args": list(args), "kwargs": kwargs}]))
 """
 
-SLOW_INIT = """
-import time
-
-
-def init():
-    time.sleep(60)
-
-
-def run():
-    pass
-"""
-
-SLEEPER = """
-import time
-
-
-def run(seconds=60):
-    time.sleep(seconds)
-"""
-
 RUN_RAISES = """
 def run():
     raise RuntimeError("the dish refused to move to az=370")
@@ -94,18 +88,6 @@ def run():
     os._exit(3)
 """
 
-SWALLOWS_STOP = """
-import time
-
-
-def run():
-    while True:
-        try:
-            time.sleep(1)
-        except BaseException:
-            pass
-"""
-
 
 def calls_of(uri: str) -> list[dict[str, Any]]:
     """What the recording script at ``uri`` was called with, in order."""
@@ -116,65 +98,16 @@ def calls_of(uri: str) -> list[dict[str, Any]]:
     return result
 
 
-def create(api: httpx.Client, uri: str, **script_args: Any) -> dict[str, Any]:
-    """POST a procedure and return it; it must be answered with 201."""
-    body: dict[str, Any] = {"script_uri": uri}
-    if script_args:
-        body["script_args"] = script_args
-    response = api.post("/procedures", json=body)
-    assert response.status_code == 201, response.text
-    procedure: dict[str, Any] = response.json()["procedure"]
-    return procedure
+def run_to_completion(api: httpx.Client, pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Start ``pid`` with these run() arguments and wait until it completes; what start answered."""
+    started = start(api, pid, *args, **kwargs)
+    wait_for_state(api, pid, "COMPLETED")
+    return started
 
 
-def pid_of(procedure: dict[str, Any]) -> int:
-    """The numeric ID at the end of a procedure's ``uri``."""
-    return int(procedure["uri"].rsplit("/", 1)[1])
-
-
-def get(api: httpx.Client, pid: int) -> dict[str, Any]:
-    response = api.get(f"/procedures/{pid}")
-    assert response.status_code == 200, response.text
-    procedure: dict[str, Any] = response.json()["procedure"]
-    return procedure
-
-
-def wait_for_state(api: httpx.Client, pid: int, state: str, timeout: float = 15) -> dict[str, Any]:
-    """Wait until procedure ``pid`` is in ``state``; fail early if it ends otherwise."""
-
-    def reached() -> dict[str, Any] | None:
-        procedure = get(api, pid)
-        if procedure["state"] != state and procedure["state"] in FINAL:
-            raise AssertionError(f"procedure {pid} ended {procedure['state']}, not {state}")
-        return procedure if procedure["state"] == state else None
-
-    result: dict[str, Any] = wait_for(reached, timeout, f"procedure {pid} to be {state}")  # type: ignore[assignment]
-    return result
-
-
-def start(api: httpx.Client, pid: int, **run: Any) -> httpx.Response:
-    body: dict[str, Any] = {"state": "RUNNING"}
-    if run:
-        body["script_args"] = {"run": run}
-    return api.put(f"/procedures/{pid}", json=body)
-
-
-def runner_pids(server: Server) -> list[int]:
-    """The runner subprocesses of ``server``, found through /proc."""
-    assert server.process is not None
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == server.process.pid and b"oet.runner" in cmdline:
-            found.append(int(entry.name))
-    return found
+def failed_run(api: httpx.Client, script_uri: str) -> dict[str, Any]:
+    """Create and start a procedure from ``script_uri``; the procedure once it has FAILED."""
+    return get(api, run_until(api, script_uri, "FAILED"))
 
 
 # -- creating ---------------------------------------------------------------
@@ -270,7 +203,7 @@ def test_a_script_whose_init_raises_fails_at_create_with_its_stacktrace(
     assert "subarray 7 is not in the configuration" in procedure["history"]["stacktrace"]
     assert "CREATED" not in procedure["history"]["process_states"]
     assert "FAILED" in procedure["history"]["process_states"]
-    conflict = start(api, pid_of(procedure))
+    conflict = api.put(f"/procedures/{pid_of(procedure)}", json={"state": "RUNNING"})
     assert conflict.status_code == 409, conflict.text
 
 
@@ -300,8 +233,7 @@ def test_the_relative_script_uri_of_the_user_docs_is_loaded_from_the_server_dire
 
     assert procedure["state"] == "CREATED"
     assert procedure["script_uri"] == "file://scripts/hello_world.py"
-    assert start(api, pid_of(procedure), args=["bob"]).status_code == 200
-    wait_for_state(api, pid_of(procedure), "COMPLETED")
+    run_to_completion(api, pid_of(procedure), "bob")
 
 
 def test_a_procedure_still_in_init_cannot_start_but_can_be_stopped(
@@ -309,11 +241,11 @@ def test_a_procedure_still_in_init_cannot_start_but_can_be_stopped(
 ) -> None:
     server = make_server(env={"OET_CREATE_WAIT": "0.2"})
     with server.client() as api:
-        procedure = create(api, script(SLOW_INIT))
+        procedure = create(api, script(slow_init(60)))
         pid = pid_of(procedure)
-        assert procedure["state"] not in {"CREATED", *FINAL}
+        assert procedure["state"] not in {"CREATED", *FINAL_STATES}
 
-        refused = start(api, pid)
+        refused = api.put(f"/procedures/{pid}", json={"state": "RUNNING"})
         assert refused.status_code == 409, refused.text
         assert "init()" in refused.json()["Message"]
 
@@ -321,7 +253,7 @@ def test_a_procedure_still_in_init_cannot_start_but_can_be_stopped(
         assert stopped.status_code == 200, stopped.text
         assert stopped.json() == {"abort_message": f"Successfully stopped script with ID {pid}"}
         assert get(api, pid)["state"] == "STOPPED"
-        wait_for(lambda: not runner_pids(server), 5, "the runner to exit")
+        wait_for_runners(server, 0, timeout=5)
 
 
 # -- listing ------------------------------------------------------------------
@@ -383,7 +315,7 @@ def test_start_runs_the_script_with_the_run_arguments_until_completed(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
     uri = script(RECORDER)
-    pid = pid_of(create(api, uri, init={"kwargs": {"subarray_id": 1}}))
+    pid = create_id(api, uri, subarray_id=1)
 
     response = api.put(
         f"/procedures/{pid}",
@@ -414,9 +346,8 @@ def test_start_without_run_arguments_uses_those_given_at_create(
     run = {"args": ["bob"], "kwargs": {"simulate": False}}
     pid = pid_of(create(api, uri, run=run))
 
-    assert start(api, pid).status_code == 200
+    run_to_completion(api, pid)
 
-    wait_for_state(api, pid, "COMPLETED")
     assert calls_of(uri)[-1] == {"function": "run", **run}
 
 
@@ -426,12 +357,10 @@ def test_run_arguments_given_at_start_replace_those_given_at_create(
     uri = script(RECORDER)
     pid = pid_of(create(api, uri, run={"args": ["old"], "kwargs": {"old": 1}}))
 
-    response = start(api, pid, args=[1, "1", None, [2.0]], kwargs={"new": {"deep": [True]}})
+    started = run_to_completion(api, pid, 1, "1", None, [2.0], new={"deep": [True]})
 
-    assert response.status_code == 200, response.text
     expected = {"args": [1, "1", None, [2.0]], "kwargs": {"new": {"deep": [True]}}}
-    assert response.json()["procedure"]["script_args"]["run"] == expected
-    wait_for_state(api, pid, "COMPLETED")
+    assert started["script_args"]["run"] == expected
     assert calls_of(uri)[-1] == {"function": "run", **expected}
 
 
@@ -439,11 +368,10 @@ def test_main_is_run_when_the_script_has_no_run(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
     uri = script(MAIN_ONLY)
-    pid = pid_of(create(api, uri))
+    pid = create_id(api, uri)
 
-    assert start(api, pid, args=["sb.json"], kwargs={"subarray_id": 3}).status_code == 200
+    run_to_completion(api, pid, "sb.json", subarray_id=3)
 
-    wait_for_state(api, pid, "COMPLETED")
     assert calls_of(uri) == [
         {"function": "main", "args": ["sb.json"], "kwargs": {"subarray_id": 3}}
     ]
@@ -452,11 +380,8 @@ def test_main_is_run_when_the_script_has_no_run(
 def test_a_script_that_raises_fails_with_a_stacktrace_naming_the_error(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = pid_of(create(api, script(RUN_RAISES)))
+    failed = failed_run(api, script(RUN_RAISES))
 
-    assert start(api, pid).status_code == 200
-
-    failed = wait_for_state(api, pid, "FAILED")
     stacktrace = failed["history"]["stacktrace"]
     assert "RuntimeError" in stacktrace
     assert "the dish refused to move to az=370" in stacktrace
@@ -470,9 +395,7 @@ def test_a_script_that_raises_fails_with_a_stacktrace_naming_the_error(
 def test_stop_without_abort_stops_a_running_script(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = pid_of(create(api, script(SLEEPER)))
-    assert start(api, pid).status_code == 200
-    wait_for_state(api, pid, "RUNNING")
+    pid = run_until(api, script(SLEEPER), "RUNNING")
 
     response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": False})
 
@@ -485,8 +408,8 @@ def test_stop_without_abort_stops_a_running_script(
 
 
 def test_stop_defaults_to_no_abort(api: httpx.Client, script: Callable[[str], str]) -> None:
-    pid = pid_of(create(api, script(SLEEPER), init={"kwargs": {"subarray_id": 1}}))
-    assert start(api, pid).status_code == 200
+    pid = create_id(api, script(SLEEPER), subarray_id=1)
+    start(api, pid)
 
     response = api.put(f"/procedures/{pid}", json={"state": "STOPPED"})
 
@@ -498,8 +421,8 @@ def test_stop_defaults_to_no_abort(api: httpx.Client, script: Callable[[str], st
 def test_stop_with_abort_reports_that_no_subarray_could_be_aborted(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = pid_of(create(api, script(SLEEPER)))
-    assert start(api, pid).status_code == 200
+    pid = create_id(api, script(SLEEPER))
+    start(api, pid)
 
     response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": True})
 
@@ -518,7 +441,7 @@ def test_stop_of_a_created_procedure_stops_it_without_running_it(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
     uri = script(RECORDER)
-    pid = pid_of(create(api, uri))
+    pid = create_id(api, uri)
 
     response = api.put(f"/procedures/{pid}", json={"state": "STOPPED"})
 
@@ -532,15 +455,14 @@ def test_stop_of_a_created_procedure_stops_it_without_running_it(
 def test_a_procedure_can_start_once_the_running_one_has_stopped(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    first = pid_of(create(api, script(SLEEPER)))
+    first = create_id(api, script(SLEEPER))
     second_uri = script(RECORDER)
-    second = pid_of(create(api, second_uri))
-    assert start(api, first).status_code == 200
-    assert api.put(f"/procedures/{first}", json={"state": "STOPPED"}).status_code == 200
+    second = create_id(api, second_uri)
+    start(api, first)
+    stop(api, first)
 
-    assert start(api, second, kwargs={"after": first}).status_code == 200
+    run_to_completion(api, second, after=first)
 
-    wait_for_state(api, second, "COMPLETED")
     assert calls_of(second_uri)[-1] == {"function": "run", "args": [], "kwargs": {"after": first}}
 
 
@@ -550,20 +472,15 @@ def test_a_procedure_can_start_once_the_running_one_has_stopped(
 def test_a_script_that_exits_the_runner_fails_with_the_exit_code(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
-    pid = pid_of(create(api, script(EXITS_HARD)))
+    failed = failed_run(api, script(EXITS_HARD))
 
-    assert start(api, pid).status_code == 200
-
-    failed = wait_for_state(api, pid, "FAILED")
     assert "exited with code 3" in failed["history"]["reason"]
 
 
 def test_a_killed_runner_fails_its_procedure_with_the_signal(
     api: httpx.Client, server: Server, script: Callable[[str], str]
 ) -> None:
-    pid = pid_of(create(api, script(SLEEPER)))
-    assert start(api, pid).status_code == 200
-    wait_for_state(api, pid, "RUNNING")
+    pid = run_until(api, script(SLEEPER), "RUNNING")
     (runner,) = runner_pids(server)
 
     os.kill(runner, signal.SIGKILL)
@@ -577,9 +494,7 @@ def test_a_script_that_swallows_the_stop_is_killed_after_the_grace_period(
 ) -> None:
     server = make_server(env={"OET_STOP_GRACE": "1"})
     with server.client() as api:
-        pid = pid_of(create(api, script(SWALLOWS_STOP)))
-        assert start(api, pid).status_code == 200
-        wait_for_state(api, pid, "RUNNING")
+        pid = run_until(api, script(SWALLOWS_STOP), "RUNNING")
 
         response = api.put(f"/procedures/{pid}", json={"state": "STOPPED"}, timeout=20)
 
@@ -590,4 +505,4 @@ def test_a_script_that_swallows_the_stop_is_killed_after_the_grace_period(
         assert states["STOPPED"] - states["STOPPING"] < 5
         assert "killed" in stopped["history"]["reason"]
         assert "1 s" in stopped["history"]["reason"]
-        wait_for(lambda: not runner_pids(server), 5, "the killed runner to be gone")
+        wait_for_runners(server, 0, timeout=5)

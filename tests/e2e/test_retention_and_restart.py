@@ -10,128 +10,31 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import Server, wait_for
+from tests.procedures import (
+    QUICK,
+    SLEEPER,
+    SWALLOWS_STOP,
+    create_id,
+    get,
+    pid_of,
+    run_until,
+    slow_init,
+    wait_for_runners,
+)
 
 pytestmark = pytest.mark.e2e
 
-FINAL = {"COMPLETED", "FAILED", "STOPPED"}
-
-QUICK = """
-def run(*args, **kwargs):
-    pass
-"""
-
-SWALLOWS_STOP = """
-import time
-
-
-def run():
-    while True:
-        try:
-            time.sleep(1)
-        except BaseException:
-            pass
-"""
-
-SLOW_INIT = """
-import time
-
-
-def init():
-    time.sleep(1.5)
-
-
-def run():
-    pass
-"""
-
-SLEEPER = """
-import time
-
-
-def run(seconds=120):
-    time.sleep(seconds)
-"""
-
-
-def create(api: httpx.Client, uri: str) -> int:
-    response = api.post("/procedures", json={"script_uri": uri})
-    assert response.status_code == 201, response.text
-    return int(response.json()["procedure"]["uri"].rsplit("/", 1)[1])
-
-
-def get(api: httpx.Client, pid: int) -> dict[str, Any]:
-    response = api.get(f"/procedures/{pid}")
-    assert response.status_code == 200, response.text
-    procedure: dict[str, Any] = response.json()["procedure"]
-    return procedure
-
 
 def listed_ids(api: httpx.Client) -> list[int]:
+    """The IDs of the procedures the server lists, oldest first."""
     response = api.get("/procedures")
     assert response.status_code == 200, response.text
-    return [int(p["uri"].rsplit("/", 1)[1]) for p in response.json()["procedures"]]
-
-
-def wait_for_state(api: httpx.Client, pid: int, state: str) -> dict[str, Any]:
-    def reached() -> dict[str, Any] | None:
-        procedure = get(api, pid)
-        if procedure["state"] != state and procedure["state"] in FINAL:
-            raise AssertionError(f"procedure {pid} ended {procedure['state']}, not {state}")
-        return procedure if procedure["state"] == state else None
-
-    result: dict[str, Any] = wait_for(reached, 15, f"procedure {pid} to be {state}")  # type: ignore[assignment]
-    return result
-
-
-def run_to_completion(api: httpx.Client, uri: str) -> int:
-    pid = create(api, uri)
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
-    wait_for_state(api, pid, "COMPLETED")
-    return pid
-
-
-def start_sleeping(api: httpx.Client, uri: str) -> int:
-    pid = create(api, uri)
-    assert api.put(f"/procedures/{pid}", json={"state": "RUNNING"}).status_code == 200
-    wait_for_state(api, pid, "RUNNING")
-    return pid
-
-
-def runner_pids(server: Server) -> set[int]:
-    """The runner subprocesses of ``server``, found through /proc."""
-    assert server.process is not None
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == server.process.pid and b"oet.runner" in cmdline:
-            found.add(int(entry.name))
-    return found
-
-
-def wait_for_runners(server: Server, count: int) -> set[int]:
-    """Wait until ``server`` has exactly ``count`` runner processes; return their PIDs."""
-    found: set[int] = set()
-
-    def settled() -> bool:
-        nonlocal found
-        found = runner_pids(server)
-        return len(found) == count
-
-    wait_for(settled, 10, f"{count} runner processes")
-    return found
+    return [pid_of(p) for p in response.json()["procedures"]]
 
 
 def is_running(pid: int) -> bool:
@@ -144,6 +47,16 @@ def is_running(pid: int) -> bool:
     return state not in ("Z", "X") and b"oet.runner" in cmdline
 
 
+def crash(server: Server, runners: int, within: float) -> None:
+    """SIGKILL ``server`` once it has ``runners`` runners; wait up to ``within`` s for them to exit.
+
+    A runner notices its supervisor is gone (its stdin closes) and does not linger.
+    """
+    orphans = wait_for_runners(server, runners)
+    server.stop(signal.SIGKILL)
+    wait_for(lambda: not any(map(is_running, orphans)), within, "orphaned runners to exit")
+
+
 # -- retention ------------------------------------------------------------------
 
 
@@ -151,13 +64,13 @@ def test_the_ten_newest_are_kept_and_the_oldest_finished_one_is_dropped(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
     quick = script(QUICK)
-    assert run_to_completion(api, quick) == 1
-    assert run_to_completion(api, quick) == 2
+    assert run_until(api, quick, "COMPLETED") == 1
+    assert run_until(api, quick, "COMPLETED") == 2
     for expected in range(3, 11):
-        assert create(api, quick) == expected
+        assert create_id(api, quick) == expected
     assert listed_ids(api) == list(range(1, 11))
 
-    assert create(api, quick) == 11
+    assert create_id(api, quick) == 11
 
     assert listed_ids(api) == list(range(2, 12))
     missing = api.get("/procedures/1")
@@ -173,7 +86,7 @@ def test_ids_of_dropped_procedures_are_never_reused(
     server = make_server(env={"OET_MAX_PROCEDURES": "2"})
     quick = script(QUICK)
     with server.client() as api:
-        ids = [run_to_completion(api, quick) for _ in range(5)]
+        ids = [run_until(api, quick, "COMPLETED") for _ in range(5)]
         assert ids == [1, 2, 3, 4, 5]
         assert listed_ids(api) == [4, 5]
     server.stop()
@@ -181,7 +94,7 @@ def test_ids_of_dropped_procedures_are_never_reused(
     again = make_server(env={"OET_MAX_PROCEDURES": "2"}, db_path=server.db_path)
     with again.client() as api:
         assert listed_ids(api) == [4, 5]
-        assert create(api, quick) == 6
+        assert create_id(api, quick) == 6
         assert listed_ids(api) == [5, 6]
 
 
@@ -192,7 +105,7 @@ def test_the_max_procedures_setting_is_honoured(
     quick = script(QUICK)
     with server.client() as api:
         for _ in range(5):
-            create(api, quick)
+            create_id(api, quick)
 
         assert listed_ids(api) == [3, 4, 5]
         for dropped in (1, 2):
@@ -207,16 +120,16 @@ def test_a_running_procedure_is_never_dropped(
     server = make_server(env={"OET_MAX_PROCEDURES": "3"})
     quick = script(QUICK)
     with server.client() as api:
-        finished = run_to_completion(api, quick)
-        running = start_sleeping(api, script(SLEEPER))
-        created = create(api, quick)
+        finished = run_until(api, quick, "COMPLETED")
+        running = run_until(api, script(SLEEPER), "RUNNING")
+        created = create_id(api, quick)
         assert listed_ids(api) == [finished, running, created]
 
-        newest = create(api, quick)
+        newest = create_id(api, quick)
         assert listed_ids(api) == [running, created, newest]
 
         # Only unfinished ones are left: the oldest that is not running goes.
-        newer = create(api, quick)
+        newer = create_id(api, quick)
         assert listed_ids(api) == [running, newest, newer]
         assert get(api, running)["state"] == "RUNNING"
 
@@ -226,7 +139,7 @@ def test_create_is_refused_when_only_a_running_procedure_could_be_dropped(
 ) -> None:
     server = make_server(env={"OET_MAX_PROCEDURES": "1"})
     with server.client() as api:
-        running = start_sleeping(api, script(SLEEPER))
+        running = run_until(api, script(SLEEPER), "RUNNING")
 
         response = api.post("/procedures", json={"script_uri": script(QUICK)})
 
@@ -241,9 +154,9 @@ def test_a_procedure_still_running_its_init_is_never_dropped(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
     server = make_server(env={"OET_MAX_PROCEDURES": "1"})
-    slow_init = script(SLOW_INIT)
+    slow_init_uri = script(slow_init(1.5))
     with ThreadPoolExecutor(1) as pool, server.client() as api:
-        first = pool.submit(api.post, "/procedures", json={"script_uri": slow_init})
+        first = pool.submit(api.post, "/procedures", json={"script_uri": slow_init_uri})
         wait_for(
             lambda: (
                 [p["state"] for p in api.get("/procedures").json()["procedures"]]
@@ -274,17 +187,13 @@ def test_after_a_server_crash_live_procedures_are_failed_and_finished_ones_kept(
 ) -> None:
     first = make_server()
     with first.client() as api:
-        completed = run_to_completion(api, script(QUICK))
+        completed = run_until(api, script(QUICK), "COMPLETED")
         before = get(api, completed)
-        created = create(api, script(QUICK))
-        running = start_sleeping(api, script(SLEEPER))
+        created = create_id(api, script(QUICK))
+        running = run_until(api, script(SLEEPER), "RUNNING")
     # The CREATED and the RUNNING procedures' runners; the COMPLETED one's has exited.
-    runners = wait_for_runners(first, 2)
+    crash(first, runners=2, within=10)
 
-    first.stop(signal.SIGKILL)
-
-    # A runner notices its supervisor is gone (stdin closes) and does not linger.
-    wait_for(lambda: not any(is_running(pid) for pid in runners), 10, "orphaned runners to exit")
     second = make_server(db_path=first.db_path)
     with second.client() as api:
         assert listed_ids(api) == [completed, created, running]
@@ -300,7 +209,7 @@ def test_after_a_server_crash_live_procedures_are_failed_and_finished_ones_kept(
             assert was in procedure["history"]["process_states"]
             assert "FAILED" in procedure["history"]["process_states"]
         # The crash did not make the new server reuse an ID.
-        assert create(api, script(QUICK)) == running + 1
+        assert create_id(api, script(QUICK)) == running + 1
 
 
 def test_a_graceful_stop_ends_the_running_procedure_stopped_with_a_reason(
@@ -308,8 +217,8 @@ def test_a_graceful_stop_ends_the_running_procedure_stopped_with_a_reason(
 ) -> None:
     first = make_server()
     with first.client() as api:
-        created = create(api, script(QUICK))
-        running = start_sleeping(api, script(SLEEPER))
+        created = create_id(api, script(QUICK))
+        running = run_until(api, script(SLEEPER), "RUNNING")
     runners = wait_for_runners(first, 2)
 
     first.stop(signal.SIGTERM)
@@ -333,7 +242,7 @@ def test_no_procedure_is_running_after_any_restart(
         server = make_server(db_path=db_path)
         db_path = server.db_path
         with server.client() as api:
-            start_sleeping(api, script(SLEEPER))
+            run_until(api, script(SLEEPER), "RUNNING")
         server.stop(sig)
 
     last = make_server(db_path=db_path)
@@ -347,12 +256,9 @@ def test_a_runner_whose_script_ignores_stops_ends_soon_after_a_server_crash(
 ) -> None:
     server = make_server(env={"OET_STOP_GRACE": "1"})
     with server.client() as api:
-        pid = start_sleeping(api, script(SWALLOWS_STOP))
-    runners = wait_for_runners(server, 1)
+        pid = run_until(api, script(SWALLOWS_STOP), "RUNNING")
+    crash(server, runners=1, within=8)
 
-    server.stop(signal.SIGKILL)
-
-    wait_for(lambda: not any(is_running(p) for p in runners), 8, "the orphaned runner to exit")
     again = make_server(db_path=server.db_path)
     with again.client() as api:
         assert get(api, pid)["state"] == "FAILED"

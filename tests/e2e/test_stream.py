@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
+from tests.procedures import ANNOUNCES_THEN_SLEEPS, QUICK, create_id, start, stop
 from tests.sse import EventStream, Message
 
 pytestmark = pytest.mark.e2e
@@ -24,12 +25,6 @@ FAILED = "procedure.lifecycle.failed"
 STOPPED = "procedure.lifecycle.stopped"
 LIFECYCLE = (CREATED, STARTED, COMPLETE, FAILED, STOPPED)
 
-RETURNS_AT_ONCE = "def run():\n    pass\n"
-SLEEPS = (
-    "import time\nfrom oet import scripting\n\n"
-    "def run(*args, **kwargs):\n    scripting.publish('test.running')\n    time.sleep(3600)\n"
-)
-
 
 @pytest.fixture
 def stream(server: Server) -> Iterator[EventStream]:
@@ -38,29 +33,9 @@ def stream(server: Server) -> Iterator[EventStream]:
         yield events
 
 
-def create(api: httpx.Client, script_uri: str, **init_kwargs: object) -> int:
-    """POST a procedure; its ID."""
-    response = api.post(
-        "/procedures",
-        json={"script_uri": script_uri, "script_args": {"init": {"kwargs": init_kwargs}}},
-    )
-    assert response.status_code == 201, response.text
-    procedure = response.json()["procedure"]
-    assert procedure["state"] == "CREATED", procedure
-    return int(procedure["uri"].rsplit("/", 1)[1])
-
-
-def start(api: httpx.Client, pid: int, *args: object, **kwargs: object) -> None:
-    body = {"state": "RUNNING", "script_args": {"run": {"args": list(args), "kwargs": kwargs}}}
-    response = api.put(f"/procedures/{pid}", json=body)
-    assert response.status_code == 200, response.text
-
-
-def stop(api: httpx.Client, pid: int, abort: bool = False) -> str:
-    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": abort})
-    assert response.status_code == 200, response.text
-    message: str = response.json()["abort_message"]
-    return message
+def run_publishes(arguments: str) -> str:
+    """A script whose run() calls ``scripting.publish(arguments)``."""
+    return f"from oet import scripting\n\ndef run():\n    scripting.publish({arguments})\n"
 
 
 def lifecycle_of(messages: list[Message], pid: int) -> list[str]:
@@ -102,8 +77,8 @@ def test_each_message_has_an_id_its_topic_as_event_and_the_event_as_json_data(
 def test_ids_strictly_increase_across_requests_lifecycle_and_script_events(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    uri = script("from oet import scripting\n\ndef run():\n    scripting.publish('test.hi')\n")
-    pid = create(api, uri)
+    uri = script(run_publishes("'test.hi'"))
+    pid = create_id(api, uri)
     api.get("/procedures")
     start(api, pid)
     stream.until_topic(COMPLETE, pid)
@@ -117,8 +92,8 @@ def test_ids_strictly_increase_across_requests_lifecycle_and_script_events(
 def test_every_request_is_announced_on_the_stream(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    uri = script(SLEEPS)
-    pid = create(api, uri, subarray_id=1)
+    uri = script(ANNOUNCES_THEN_SLEEPS)
+    pid = create_id(api, uri, subarray_id=1)
     api.get("/procedures")
     api.get(f"/procedures/{pid}")
     start(api, pid, "scan", duration=2)
@@ -155,9 +130,9 @@ def test_every_request_is_announced_on_the_stream(
 def test_lifecycle_of_an_instant_script_arrives_as_created_started_complete(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    uri = script(RETURNS_AT_ONCE)
+    uri = script(QUICK)
     for _ in range(6):
-        pid = create(api, uri)
+        pid = create_id(api, uri)
         start(api, pid)
         stream.until_topic(COMPLETE, pid)
         assert lifecycle_of(stream.received, pid) == [CREATED, STARTED, COMPLETE]
@@ -174,7 +149,7 @@ def test_lifecycle_of_an_instant_script_arrives_as_created_started_complete(
 def test_a_failing_script_is_announced_as_failed_with_its_stack_trace(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    pid = create(api, script("def run():\n    raise ValueError('no dishes')\n"))
+    pid = create_id(api, script("def run():\n    raise ValueError('no dishes')\n"))
     start(api, pid)
     failed = stream.until_topic(FAILED, pid)[-1].body
     assert failed["procedure_id"] == pid
@@ -187,7 +162,7 @@ def test_a_failing_script_is_announced_as_failed_with_its_stack_trace(
 def test_a_stopped_script_is_announced_as_stopped(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    pid = create(api, script(SLEEPS))
+    pid = create_id(api, script(ANNOUNCES_THEN_SLEEPS))
     start(api, pid)
     stream.until_topic("test.running", pid)
     assert stop(api, pid) == f"Successfully stopped script with ID {pid}"
@@ -208,7 +183,7 @@ def test_script_events_arrive_with_the_procedure_id_and_payload(
         "    scripting.publish('user.script.scan', scan=scan, dishes=[1, 2])\n"
         "    pub.sendMessage('user.script.announce', msg_src='test', msg=f'scan {scan} done')\n"
     )
-    pid = create(api, uri, subarray_id=3)
+    pid = create_id(api, uri, subarray_id=3)
     start(api, pid, 7)
     stream.until_topic(COMPLETE, pid)
     script_events = {m.topic: m.body for m in stream.received if m.body["source"] == "script"}
@@ -240,9 +215,7 @@ def test_reconnecting_with_last_event_id_replays_exactly_the_missed_events(
             seen = list_and_read(api, client)
             assert witness.until_topic("request.procedure.list")[-1] == seen
         # The client is gone; a procedure runs while it is away.
-        pid = create(
-            api, script("from oet import scripting\n\ndef run():\n    scripting.publish('t')\n")
-        )
+        pid = create_id(api, script(run_publishes("'t'")))
         start(api, pid)
         missed = witness.until_topic(COMPLETE, pid)
         assert len(missed) >= 5
@@ -314,12 +287,8 @@ def test_last_event_id_from_before_a_server_restart_gives_a_resync_event(
 def test_event_data_is_valid_json_even_for_odd_script_payloads(
     api: httpx.Client, stream: EventStream, script: Callable[[str], str]
 ) -> None:
-    uri = script(
-        "from oet import scripting\n\n"
-        "def run():\n"
-        "    scripting.publish('test.odd', values={1, 2}, text='line one\\nline two')\n"
-    )
-    pid = create(api, uri)
+    uri = script(run_publishes("'test.odd', values={1, 2}, text='line one\\nline two'"))
+    pid = create_id(api, uri)
     start(api, pid)
     odd = stream.until_topic("test.odd", pid)[-1]
     assert json.loads(odd.data)["payload"] == {"values": "{1, 2}", "text": "line one\nline two"}

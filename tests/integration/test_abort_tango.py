@@ -23,6 +23,7 @@ from tango.test_context import DeviceTestContext
 
 from oet.runner.abort import send_abort
 from tests.conftest import REPO, Server, free_port, wait_for
+from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP, create_id, get, start, stop
 from tests.sse import EventStream
 
 pytestmark = pytest.mark.tango
@@ -207,69 +208,46 @@ def test_send_abort_to_a_slow_subarray_gives_up_after_the_timeout(
 
 # -- through the REST server and the runner -------------------------------------------
 
-SLEEPS = """
-import time
-from oet import scripting
-
-def init(subarray_id=None):
-    pass
-
-def run():
-    scripting.publish("test.running")
-    time.sleep(3600)
-"""
-
-IGNORES_STOP = """
-import time
-from oet import scripting
-
-def init(subarray_id=None):
-    pass
-
-def run():
-    announced = False
-    while True:
-        try:
-            if not announced:
-                announced = True
-                scripting.publish("test.running")
-            time.sleep(3600)
-        except BaseException:
-            pass
-"""
+ServerFor = Callable[[str], tuple[Server, httpx.Client]]
 
 
 def running_procedure(server: Server, api: httpx.Client, uri: str, **init_kwargs: Any) -> int:
     """Create and start a procedure; return its ID once its script is running."""
     with EventStream(f"{server.api}/stream") as stream:
-        body = {"script_uri": uri, "script_args": {"init": {"kwargs": init_kwargs}}}
-        created = api.post("/procedures", json=body)
-        assert created.status_code == 201, created.text
-        pid = int(created.json()["procedure"]["uri"].rsplit("/", 1)[1])
-        started = api.put(f"/procedures/{pid}", json={"state": "RUNNING"})
-        assert started.status_code == 200, started.text
+        pid = create_id(api, uri, **init_kwargs)
+        start(api, pid)
         stream.until_topic("test.running", pid)
     return pid
 
 
 def stop_with_abort(api: httpx.Client, pid: int) -> tuple[str, dict[str, Any]]:
     """Stop with abort; the abort_message and the procedure afterwards."""
-    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": True})
-    assert response.status_code == 200, response.text
-    procedure = api.get(f"/procedures/{pid}").json()["procedure"]
+    message = stop(api, pid, abort=True)
+    procedure = get(api, pid)
     assert procedure["state"] == "STOPPED", procedure
-    message: str = response.json()["abort_message"]
     return message, procedure
 
 
+def aborted_while_running(subarray: Subarray, server_for: ServerFor, uri: str) -> dict[str, Any]:
+    """Run ``uri`` for subarray 1 of ``subarray``, stop it with abort; the stopped procedure.
+
+    The stop must say it aborted the subarray, which must have got exactly one Abort.
+    """
+    server, api = server_for(subarray.template)
+    pid = running_procedure(server, api, uri, subarray_id=1)
+    before = subarray.aborts
+    message, procedure = stop_with_abort(api, pid)
+    assert message == f"Successfully stopped script with ID {pid} and aborted subarray activity"
+    assert subarray.aborts == before + 1
+    return procedure
+
+
 @pytest.fixture
-def server_for(
-    make_server: Callable[..., Server],
-) -> Iterator[Callable[[str], tuple[Server, httpx.Client]]]:
+def server_for(make_server: Callable[..., Server]) -> Iterator[ServerFor]:
     """A server whose abort hook uses ``template`` (abort timeout 2 s, stop grace 1 s)."""
     clients: list[httpx.Client] = []
 
-    def start(template: str) -> tuple[Server, httpx.Client]:
+    def make(template: str) -> tuple[Server, httpx.Client]:
         server = make_server(
             env={
                 "OET_ABORT_FQDN_TEMPLATE": template,
@@ -280,38 +258,24 @@ def server_for(
         clients.append(server.client())
         return server, clients[-1]
 
-    yield start
+    yield make
     for client in clients:
         client.close()
 
 
 @pytest.mark.e2e
 def test_stop_with_abort_aborts_the_subarray_and_says_so(
-    subarray: Subarray,
-    server_for: Callable[[str], tuple[Server, httpx.Client]],
-    script: Callable[[str], str],
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
-    server, api = server_for(subarray.template)
-    pid = running_procedure(server, api, script(SLEEPS), subarray_id=1)
-    before = subarray.aborts
-    message, procedure = stop_with_abort(api, pid)
-    assert message == f"Successfully stopped script with ID {pid} and aborted subarray activity"
-    assert subarray.aborts == before + 1
+    procedure = aborted_while_running(subarray, server_for, script(ANNOUNCES_THEN_SLEEPS))
     assert f"Abort sent to {subarray.fqdn}" in procedure["history"]["reason"]
 
 
 @pytest.mark.e2e
 def test_stop_with_abort_of_a_script_that_ignores_the_stop_still_aborts_the_subarray(
-    subarray: Subarray,
-    server_for: Callable[[str], tuple[Server, httpx.Client]],
-    script: Callable[[str], str],
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
-    server, api = server_for(subarray.template)
-    pid = running_procedure(server, api, script(IGNORES_STOP), subarray_id=1)
-    before = subarray.aborts
-    message, procedure = stop_with_abort(api, pid)
-    assert message == f"Successfully stopped script with ID {pid} and aborted subarray activity"
-    assert subarray.aborts == before + 1
+    procedure = aborted_while_running(subarray, server_for, script(IGNORES_STOP))
     reason = procedure["history"]["reason"]
     assert "runner killed" in reason
     assert f"Abort sent to {subarray.fqdn}" in reason
@@ -319,12 +283,10 @@ def test_stop_with_abort_of_a_script_that_ignores_the_stop_still_aborts_the_suba
 
 @pytest.mark.e2e
 def test_stop_without_abort_leaves_the_subarray_alone(
-    subarray: Subarray,
-    server_for: Callable[[str], tuple[Server, httpx.Client]],
-    script: Callable[[str], str],
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
     server, api = server_for(subarray.template)
-    pid = running_procedure(server, api, script(SLEEPS), subarray_id=1)
+    pid = running_procedure(server, api, script(ANNOUNCES_THEN_SLEEPS), subarray_id=1)
     before = subarray.aborts
     response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": False})
     assert response.json() == {"abort_message": f"Successfully stopped script with ID {pid}"}
@@ -334,7 +296,7 @@ def test_stop_without_abort_leaves_the_subarray_alone(
 @pytest.mark.e2e
 @pytest.mark.parametrize("target", ["refusing", "silent"])
 def test_stop_with_abort_when_the_subarray_cannot_be_reached_still_stops_the_script(
-    server_for: Callable[[str], tuple[Server, httpx.Client]],
+    server_for: ServerFor,
     script: Callable[[str], str],
     nobody_port: int,
     silent_port: int,
@@ -342,7 +304,7 @@ def test_stop_with_abort_when_the_subarray_cannot_be_reached_still_stops_the_scr
 ) -> None:
     port = nobody_port if target == "refusing" else silent_port
     server, api = server_for(nowhere(port))
-    pid = running_procedure(server, api, script(SLEEPS), subarray_id=1)
+    pid = running_procedure(server, api, script(ANNOUNCES_THEN_SLEEPS), subarray_id=1)
     began = time.monotonic()
     message, procedure = stop_with_abort(api, pid)
     elapsed = time.monotonic() - began
@@ -357,12 +319,10 @@ def test_stop_with_abort_when_the_subarray_cannot_be_reached_still_stops_the_scr
 
 @pytest.mark.e2e
 def test_stop_with_abort_of_a_procedure_without_subarray_id_says_why_no_abort_was_sent(
-    subarray: Subarray,
-    server_for: Callable[[str], tuple[Server, httpx.Client]],
-    script: Callable[[str], str],
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
     server, api = server_for(subarray.template)
-    pid = running_procedure(server, api, script(SLEEPS))
+    pid = running_procedure(server, api, script(ANNOUNCES_THEN_SLEEPS))
     before = subarray.aborts
     message, procedure = stop_with_abort(api, pid)
     assert message == (

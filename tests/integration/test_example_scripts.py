@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import SCRIPTS, Server
+from tests.procedures import create_id, start
 from tests.sse import EventStream, Message
 
 pytestmark = pytest.mark.e2e
@@ -92,20 +93,8 @@ def run_example(
 ) -> tuple[int, list[Message]]:
     """Create, start (and stop, if it is long-running) one example; its ID and the stream."""
     with EventStream(f"{server.api}/stream") as stream:
-        body = {
-            "script_uri": f"file://scripts/{name}",
-            "script_args": {"init": {"kwargs": example.init}},
-        }
-        created = api.post("/procedures", json=body)
-        assert created.status_code == 201, created.text
-        procedure = created.json()["procedure"]
-        assert procedure["state"] == "CREATED", procedure
-        pid = int(procedure["uri"].rsplit("/", 1)[1])
-        run = {"args": example.run_args, "kwargs": example.run_kwargs}
-        started = api.put(
-            f"/procedures/{pid}", json={"state": "RUNNING", "script_args": {"run": run}}
-        )
-        assert started.status_code == 200, started.text
+        pid = create_id(api, f"file://scripts/{name}", **example.init)
+        start(api, pid, *example.run_args, **example.run_kwargs)
         if example.final == "STOPPED":
             stream.until(
                 lambda _: matches(script_events(stream.received, pid), example.events),

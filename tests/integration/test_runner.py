@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, wait_for
+from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP
 
 Report = dict[str, Any]
 
@@ -103,6 +104,12 @@ class Runner:
     def start(self, *args: Any, **kwargs: Any) -> None:
         self.send({"cmd": "start", "args": list(args), "kwargs": kwargs})
 
+    def load_and_start(self, path: Path, *args: Any, **kwargs: Any) -> None:
+        """Load ``path`` without init arguments, see it CREATED, start it with these run() args."""
+        self.load(path)
+        self.state("CREATED")
+        self.start(*args, **kwargs)
+
     def stop(self, abort: bool = False) -> None:
         self.send({"cmd": "stop", "abort": abort})
 
@@ -181,15 +188,6 @@ def write_script(tmp_path: Path) -> Callable[[str], Path]:
     return write
 
 
-ANNOUNCES_THEN_SLEEPS = """
-    import time
-    from oet import scripting
-
-    def run():
-        scripting.publish("test.running")
-        time.sleep(3600)
-"""
-
 ANNOUNCES_THEN_SPINS = """
     from oet import scripting
 
@@ -242,9 +240,7 @@ def test_main_is_called_when_the_script_has_no_run(
             scripting.publish("test.main", name=name)
         """
     )
-    runner.load(path)
-    runner.state("CREATED")
-    runner.start("Ada")
+    runner.load_and_start(path, "Ada")
     assert runner.event("test.main")["payload"] == {"name": "Ada"}
     runner.state("COMPLETED")
 
@@ -270,9 +266,7 @@ def test_an_exception_in_run_fails_the_procedure_with_its_stack_trace(
             raise ValueError("dish 4 is not answering")
         """
     )
-    runner.load(path)
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(path)
     failed = runner.state("FAILED")
     assert failed["reason"] == "ValueError: dish 4 is not answering"
     assert "Traceback (most recent call last)" in failed["stacktrace"]
@@ -315,9 +309,7 @@ def test_a_script_that_does_not_import_fails_with_its_syntax_error(
 def test_sys_exit_completes_with_status_zero_and_fails_otherwise(
     runner: Runner, write_script: Callable[[str], Path], exit_call: str, state: str
 ) -> None:
-    runner.load(write_script(f"import sys\n\ndef run():\n    {exit_call}\n"))
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(write_script(f"import sys\n\ndef run():\n    {exit_call}\n"))
     report = runner.state(state)
     if state == "FAILED":
         assert report["reason"] == "SystemExit: 2"
@@ -325,9 +317,7 @@ def test_sys_exit_completes_with_status_zero_and_fails_otherwise(
 
 def stop_latency(runner: Runner, path: Path) -> float:
     """Start ``path``, wait until its run() announces itself, stop it; seconds to STOPPED."""
-    runner.load(path)
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(path)
     runner.event("test.running")
     asked = time.monotonic()
     runner.stop()
@@ -415,9 +405,7 @@ def test_stop_of_a_created_procedure_stops_it_without_running_it(
 def test_runner_stops_and_exits_when_its_supervisor_goes_away(
     runner: Runner, write_script: Callable[[str], Path]
 ) -> None:
-    runner.load(write_script(ANNOUNCES_THEN_SLEEPS))
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(write_script(ANNOUNCES_THEN_SLEEPS))
     runner.event("test.running")
     runner.close_stdin()
     runner.state("STOPPED")
@@ -427,26 +415,7 @@ def test_runner_stops_and_exits_when_its_supervisor_goes_away(
 def test_runner_exits_after_the_grace_period_when_its_script_ignores_the_stop(
     runner: Runner, write_script: Callable[[str], Path]
 ) -> None:
-    path = write_script(
-        """
-        import time
-        from oet import scripting
-
-        def run():
-            announced = False
-            while True:
-                try:
-                    if not announced:
-                        announced = True
-                        scripting.publish("test.running")
-                    time.sleep(3600)
-                except BaseException:
-                    scripting.publish("test.ignored_stop")
-        """
-    )
-    runner.load(path)  # stop_grace 1 s
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(write_script(IGNORES_STOP))  # stop_grace 1 s
     runner.event("test.running")
     runner.close_stdin()
     runner.event("test.ignored_stop")
@@ -474,9 +443,7 @@ def test_what_a_script_prints_never_reaches_the_message_stream(
             scripting.publish("test.after_prints", ok=True)
         """
     )
-    runner.load(path)
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(path)
     assert runner.event("test.after_prints")["payload"] == {"ok": True}
     runner.state("COMPLETED")
     assert runner.wait_exit() == 0
@@ -503,9 +470,7 @@ def test_payloads_that_are_not_json_are_sent_as_their_repr(
             pub.sendMessage("test.odd_pubsub", dish=Dish())
         """
     )
-    runner.load(path)
-    runner.state("CREATED")
-    runner.start()
+    runner.load_and_start(path)
     assert runner.event("test.odd")["payload"] == {"dish": "<Dish 4>", "name": "ok", "ids": "{7}"}
     assert runner.event("test.odd_pubsub")["payload"] == {"dish": "<Dish 4>"}
     runner.state("COMPLETED")

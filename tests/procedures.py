@@ -1,0 +1,224 @@
+"""Driving procedures through a real OET server, and the scripts they run.
+
+Shared by the end-to-end and integration tests: the small script sources they
+create procedures from, and helpers for the REST calls they all make (create,
+read, start, stop, wait for a state) and for finding a server's runner
+processes. Every helper that makes a request checks its status code, so a test
+only spells out a request where the request itself is what it tests.
+
+    from tests.procedures import SLEEPER, create_id, start, wait_for_state
+"""
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import Server, wait_for
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+
+# -- scripts ---------------------------------------------------------------------
+
+# Returns at once, whatever it is started with.
+QUICK = """
+def run(*args, **kwargs):
+    pass
+"""
+
+# Sleeps quietly in run() for far longer than any test lasts.
+SLEEPER = """
+import time
+
+
+def run(seconds=120):
+    time.sleep(seconds)
+"""
+
+# Publishes ``test.running`` once inside run(), then sleeps for an hour.
+ANNOUNCES_THEN_SLEEPS = """
+import time
+from oet import scripting
+
+
+def init(subarray_id=None):
+    pass
+
+
+def run(*args, **kwargs):
+    scripting.publish("test.running")
+    time.sleep(3600)
+"""
+
+# Swallows every stop in silence, so it ends only when the stop grace period is over.
+SWALLOWS_STOP = """
+import time
+
+
+def run():
+    while True:
+        try:
+            time.sleep(1)
+        except BaseException:
+            pass
+"""
+
+# Publishes ``test.running`` once, then ignores every stop, saying ``test.ignored_stop``.
+IGNORES_STOP = """
+import time
+from oet import scripting
+
+
+def init(subarray_id=None):
+    pass
+
+
+def run():
+    announced = False
+    while True:
+        try:
+            if not announced:
+                announced = True
+                scripting.publish("test.running")
+            time.sleep(3600)
+        except BaseException:
+            scripting.publish("test.ignored_stop")
+"""
+
+
+def slow_init(seconds: float) -> str:
+    """The source of a script whose init() takes ``seconds`` and whose run() returns at once."""
+    return f"""
+import time
+
+
+def init():
+    time.sleep({seconds})
+
+
+def run():
+    pass
+"""
+
+
+# -- REST calls --------------------------------------------------------------------
+
+
+def pid_of(procedure: dict[str, Any]) -> int:
+    """The numeric ID at the end of a procedure's ``uri``."""
+    return int(procedure["uri"].rsplit("/", 1)[1])
+
+
+def create(api: httpx.Client, script_uri: str, **script_args: Any) -> dict[str, Any]:
+    """POST a procedure and return it; it must be answered with 201.
+
+    ``script_args`` are sent as they are: ``init={"args": [...], "kwargs": {...}}``
+    and ``run={...}``; none are sent when none are given.
+    """
+    body: dict[str, Any] = {"script_uri": script_uri}
+    if script_args:
+        body["script_args"] = script_args
+    response = api.post("/procedures", json=body)
+    assert response.status_code == 201, response.text
+    procedure: dict[str, Any] = response.json()["procedure"]
+    return procedure
+
+
+def create_id(api: httpx.Client, script_uri: str, **init_kwargs: Any) -> int:
+    """Create a procedure whose init() gets ``init_kwargs``; its ID. It must be CREATED."""
+    script_args = {"init": {"kwargs": init_kwargs}} if init_kwargs else {}
+    procedure = create(api, script_uri, **script_args)
+    assert procedure["state"] == "CREATED", procedure
+    return pid_of(procedure)
+
+
+def get(api: httpx.Client, pid: int) -> dict[str, Any]:
+    """GET procedure ``pid``; it must exist."""
+    response = api.get(f"/procedures/{pid}")
+    assert response.status_code == 200, response.text
+    procedure: dict[str, Any] = response.json()["procedure"]
+    return procedure
+
+
+def state_of(api: httpx.Client, pid: int) -> str:
+    """The state procedure ``pid`` is in now."""
+    state: str = get(api, pid)["state"]
+    return state
+
+
+def start(api: httpx.Client, pid: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Start procedure ``pid``, which must be answered with 200; the started procedure.
+
+    ``args`` and ``kwargs`` go to run(); with neither, no run arguments are sent,
+    so those given at create are used.
+    """
+    body: dict[str, Any] = {"state": "RUNNING"}
+    if args or kwargs:
+        body["script_args"] = {"run": {"args": list(args), "kwargs": kwargs}}
+    response = api.put(f"/procedures/{pid}", json=body)
+    assert response.status_code == 200, response.text
+    procedure: dict[str, Any] = response.json()["procedure"]
+    return procedure
+
+
+def stop(api: httpx.Client, pid: int, abort: bool = False) -> str:
+    """Stop procedure ``pid``, which must be answered with 200; the ``abort_message``."""
+    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": abort})
+    assert response.status_code == 200, response.text
+    message: str = response.json()["abort_message"]
+    return message
+
+
+def wait_for_state(api: httpx.Client, pid: int, state: str, timeout: float = 15) -> dict[str, Any]:
+    """Wait until procedure ``pid`` is in ``state``; fail early if it ends otherwise."""
+
+    def reached() -> dict[str, Any] | None:
+        procedure = get(api, pid)
+        if procedure["state"] != state and procedure["state"] in FINAL_STATES:
+            raise AssertionError(f"procedure {pid} ended {procedure['state']}, not {state}")
+        return procedure if procedure["state"] == state else None
+
+    result: dict[str, Any] = wait_for(reached, timeout, f"procedure {pid} to be {state}")  # type: ignore[assignment]
+    return result
+
+
+def run_until(api: httpx.Client, script_uri: str, state: str) -> int:
+    """Create a procedure from ``script_uri``, start it and wait until it is ``state``; its ID."""
+    pid = create_id(api, script_uri)
+    start(api, pid)
+    wait_for_state(api, pid, state)
+    return pid
+
+
+# -- runner processes ---------------------------------------------------------------
+
+
+def runner_pids(server: Server) -> set[int]:
+    """The runner subprocesses of ``server``, found through /proc."""
+    assert server.process is not None
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == server.process.pid and b"oet.runner" in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def wait_for_runners(server: Server, count: int, timeout: float = 10) -> set[int]:
+    """Wait until ``server`` has exactly ``count`` runner processes; return their PIDs."""
+    found: set[int] = set()
+
+    def settled() -> bool:
+        nonlocal found
+        found = runner_pids(server)
+        return len(found) == count
+
+    wait_for(settled, timeout, f"{count} runner processes")
+    return found
