@@ -30,8 +30,13 @@ class Subscription:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
             self.lagged = True  # the client reconnects with Last-Event-ID and catches up
+            self.close()
+
+    def close(self) -> None:
+        """End the listener's stream after what it has already been given."""
+        if self.queue.full():
             self.queue.get_nowait()
-            self.queue.put_nowait(None)
+        self.queue.put_nowait(None)
 
 
 class EventBus:

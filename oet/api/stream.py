@@ -6,10 +6,12 @@ Each message has ``id:`` (increasing), ``event:`` (the topic) and ``data:``
 event when that is no longer buffered.
 """
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Header, Request
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -35,13 +37,23 @@ async def stream(
     resume = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
     subscription = bus.subscribe(resume)
 
+    shutdown = anyio.Event()
+
+    async def close_on_shutdown() -> None:
+        await shutdown.wait()
+        subscription.close()
+
     async def events() -> AsyncIterator[ServerSentEvent]:
+        # On server shutdown the stream ends like any other response, instead of
+        # being cancelled half-way; the client reconnects with Last-Event-ID.
+        watcher = asyncio.create_task(close_on_shutdown())
         try:
             for event in subscription.backlog:
                 yield _message(event)
             while (live := await subscription.queue.get()) is not None:
                 yield _message(live)
         finally:
+            watcher.cancel()
             bus.unsubscribe(subscription)
 
-    return EventSourceResponse(events(), ping=15)
+    return EventSourceResponse(events(), ping=15, shutdown_event=shutdown, shutdown_grace_period=2)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.procedures import ANNOUNCES_THEN_SLEEPS, QUICK, create_id, start, stop
+from tests.procedures import ANNOUNCES_THEN_SLEEPS, QUICK, SLEEPER, create_id, start, stop
 from tests.sse import EventStream, Message
 
 pytestmark = pytest.mark.e2e
@@ -292,3 +292,16 @@ def test_event_data_is_valid_json_even_for_odd_script_payloads(
     start(api, pid)
     odd = stream.until_topic("test.odd", pid)[-1]
     assert json.loads(odd.data)["payload"] == {"values": "{1, 2}", "text": "line one\nline two"}
+
+
+def test_server_shutdown_ends_open_streams_cleanly_without_errors(
+    server: Server, api: httpx.Client, script: Callable[[str], str]
+) -> None:
+    with EventStream(f"{server.api}/stream") as events:
+        pid = create_id(api, script(SLEEPER))
+        start(api, pid)
+        events.until_topic(STARTED, pid)
+        server.stop()
+        with pytest.raises(AssertionError, match="the event stream ended"):
+            events.until(lambda m: False, timeout=30, what="the end of the stream")
+    assert "ERROR" not in server.log.read_text()
