@@ -261,7 +261,16 @@ class EmbeddedBackend:
 
     # -- shared mechanics -------------------------------------------------------
     def _move(self, procedure: Procedure, new: ProcedureState) -> None:
+        old = procedure.state
         procedure.move_to(new)
+        log.info(
+            "procedure %d (%s): %s -> %s%s",
+            procedure.id,
+            procedure.script_uri,
+            old.value,
+            new.value,
+            f": {procedure.history.reason}" if procedure.history.reason else "",
+        )
         if new in FINAL_STATES:
             self._abort_asked.discard(procedure.id)
             self._interrupted.discard(procedure.id)
