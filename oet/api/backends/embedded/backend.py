@@ -133,6 +133,15 @@ class EmbeddedBackend:
                 "timeout": self.settings.abort_timeout,
             },
         }
+        # Shielded: a cancelled request must not leave a recorded procedure without a runner.
+        await asyncio.shield(self._launch(procedure, load))
+        await self._wait_until(
+            procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
+        )
+        return procedure
+
+    async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:
+        """Spawn the procedure's runner; a failure to spawn ends the procedure FAILED."""
         pid = procedure.id
         try:
             self._runners[pid] = await RunnerProcess.spawn(
@@ -144,8 +153,6 @@ class EmbeddedBackend:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
             raise
-        await self._wait_until(pid, lambda p: p.state != S.INITIALISING, self.settings.create_wait)
-        return procedure
 
     async def start(self, pid: int, run: ProcedureInput | None) -> Procedure:
         procedure = self.get(pid)
