@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, Server
 
 
 @pytest.mark.e2e
@@ -42,3 +42,38 @@ def test_benchmark_measures_every_target_figure_against_its_own_server() -> None
         assert isinstance(f["value"], float | int), f
         assert f["value"] >= 0, f
         assert f["verdict"] in ("PASS", "FAIL"), f
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_benchmark_measures_a_server_that_is_already_running(server: Server) -> None:
+    assert server.process is not None
+    done = subprocess.run(
+        [
+            sys.executable,
+            "bench/bench_embedded.py",
+            "--url",
+            server.api,
+            "--pid",
+            str(server.process.pid),
+            "--runs",
+            "2",
+            "--warmup",
+            "0",
+            "--events",
+            "5",
+            "--clients",
+            "2",
+            "--seconds",
+            "0.5",
+            "--json",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    rss = [f for f in json.loads(done.stdout)["figures"] if "RSS" in f["name"]]
+    assert rss
+    assert all(f["value"] > 1 for f in rss), rss  # read from the given server process
