@@ -554,3 +554,27 @@ def test_a_stop_while_a_large_event_is_being_sent_leaves_every_report_intact(
         assert unreadable == [], "a report line was cut short and merged with the next one"
     finally:
         runner.close()
+
+
+def test_a_script_reading_stdin_cannot_swallow_the_stop_command(
+    runner: Runner, write_script: Callable[[str], Path]
+) -> None:
+    path = write_script(
+        """
+        import subprocess
+        import sys
+        import time
+        from oet import scripting
+
+        def run():
+            child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"])
+            scripting.publish("test.input", got=sys.stdin.read())
+            scripting.publish("test.child_started", pid=child.pid)
+            time.sleep(3600)
+        """
+    )
+    runner.load_and_start(path)
+    assert runner.event("test.input")["payload"] == {"got": ""}  # stdin is /dev/null
+    runner.event("test.child_started")
+    runner.stop()
+    runner.state("STOPPED", timeout=5)

@@ -1,8 +1,8 @@
 """The embedded backend's channel: JSON lines over the runner's stdin/stdout.
 
-The runner keeps the original stdout for messages and points file descriptor
-1 at stderr, so whatever a script prints goes to the server's log and can
-never corrupt the message stream.
+The runner keeps the original stdin/stdout for messages, points file
+descriptor 1 at stderr and 0 at /dev/null, so whatever a script prints goes
+to the server's log and nothing a script does can corrupt the message stream.
 """
 
 import contextlib
@@ -40,11 +40,19 @@ class StdioChannel:
 
     @classmethod
     def from_process_stdio(cls) -> "StdioChannel":
-        """Take over stdin/stdout for messages and send fd 1 to stderr."""
+        """Take over stdin/stdout for messages; the script gets /dev/null and stderr.
+
+        The channel moves to private descriptors that child processes do not
+        inherit, so nothing a script starts (or its ``input()``) can read a
+        command meant for the runner or write into the report stream.
+        """
         sys.stdout.flush()
-        reports_fd = os.dup(1)
+        commands_fd, reports_fd = os.dup(0), os.dup(1)  # dup'ed fds are not inheritable
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
         os.dup2(2, 1)
-        return cls(sys.stdin.buffer, os.fdopen(reports_fd, "wb", buffering=0))
+        return cls(os.fdopen(commands_fd, "rb"), os.fdopen(reports_fd, "wb", buffering=0))
 
     def send(self, message: dict[str, Any]) -> None:
         line = json.dumps(message, default=_jsonable).encode() + b"\n"
