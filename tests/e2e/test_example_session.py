@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.commands import OET, Follower, data_of
 from tests.conftest import REPO, Server, wait_for
-from tests.e2e.test_cli import OET, Follower, data_of
 
 pytestmark = pytest.mark.e2e
 

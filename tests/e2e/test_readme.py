@@ -13,12 +13,12 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.commands import Follower
 from tests.conftest import REPO, Server, free_port, wait_for
 from tests.procedures import pid_of
 
@@ -39,37 +39,10 @@ def readme_commands(section: str | None = None) -> list[str]:
 
 def follow_until_first_event(command: str, env: dict[str, str], server: Server) -> str:
     """Run a stream-following command until it prints an event, then Ctrl-C it."""
-    process = subprocess.Popen(
-        command,
-        shell=True,
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    done = threading.Event()
-
-    def make_activity() -> None:  # something must happen for the stream to show
-        while not done.wait(0.2):
-            httpx.get(server.procedures)
-
-    threading.Thread(target=make_activity, daemon=True).start()
-    lines: list[str] = []
-    try:
-        wait_for(
-            lambda: "event:" in (lines.append(stdout.readline()) or lines[-1]),
-            30,
-            f"an event from {command!r}",
-        )
-    finally:
-        done.set()
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(10)
-        stdout.close()
-    return "".join(lines)
+    with Follower(["bash", "-c", f"exec {command}"], env) as follower:
+        output = follower.wait_for_text("event:", poke=lambda: httpx.get(server.procedures))
+        follower.interrupt()
+    return output
 
 
 def run_section(section: str, server: Server) -> None:
