@@ -3,38 +3,33 @@
 import json
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
 from tests.conftest import REPO, Server
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-@pytest.mark.e2e
-@pytest.mark.slow
-def test_benchmark_measures_every_target_figure_against_its_own_server() -> None:
+SMALL = ["--runs", "2", "--warmup", "0", "--events", "5", "--clients", "2", "--seconds", "0.5"]
+
+
+def run_bench(*args: str) -> list[dict[str, Any]]:
+    """Run bench/bench_embedded.py with small counts; the figures of its JSON report."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "bench/bench_embedded.py",
-            "--runs",
-            "3",
-            "--warmup",
-            "1",
-            "--events",
-            "10",
-            "--clients",
-            "2",
-            "--seconds",
-            "0.5",
-            "--json",
-        ],
+        [sys.executable, "bench/bench_embedded.py", *SMALL, "--json", *args],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
-    targets = [f for f in json.loads(done.stdout)["figures"] if f["limit"] is not None]
+    figures: list[dict[str, Any]] = json.loads(done.stdout)["figures"]
+    return figures
+
+
+def test_benchmark_measures_every_target_figure_against_its_own_server() -> None:
+    targets = [f for f in run_bench() if f["limit"] is not None]
     names = " | ".join(f["name"] for f in targets)
     for figure in ("create", "COMPLETED", "event", "GET /procedures", "RSS"):
         assert figure in names, f"{figure!r} missing from the benchmark's targets: {names}"
@@ -44,36 +39,9 @@ def test_benchmark_measures_every_target_figure_against_its_own_server() -> None
         assert f["verdict"] in ("PASS", "FAIL"), f
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
 def test_benchmark_measures_a_server_that_is_already_running(server: Server) -> None:
     assert server.process is not None
-    done = subprocess.run(
-        [
-            sys.executable,
-            "bench/bench_embedded.py",
-            "--url",
-            server.api,
-            "--pid",
-            str(server.process.pid),
-            "--runs",
-            "2",
-            "--warmup",
-            "0",
-            "--events",
-            "5",
-            "--clients",
-            "2",
-            "--seconds",
-            "0.5",
-            "--json",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stderr
-    rss = [f for f in json.loads(done.stdout)["figures"] if "RSS" in f["name"]]
+    figures = run_bench("--url", server.api, "--pid", str(server.process.pid))
+    rss = [f for f in figures if "RSS" in f["name"]]
     assert rss
     assert all(f["value"] > 1 for f in rss), rss  # read from the given server process
