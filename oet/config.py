@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     event_buffer: int = Field(
         2000, ge=10, description="Events kept for clients that reconnect with Last-Event-ID."
     )
+    listen_reconnect: float = Field(
+        60.0, ge=0, description="Seconds `oet listen` tries to reconnect to a lost stream."
+    )
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body the REST server accepts."
     )

@@ -45,9 +45,11 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
 class Server:
     """A running ``oet-rest`` subprocess and how to reach it."""
 
-    def __init__(self, db_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, db_path: Path, env: dict[str, str] | None = None, port: int | None = None
+    ) -> None:
         self.db_path = db_path
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.base}/api/v1.0"
         self.procedures = f"{self.api}/procedures"
@@ -101,11 +103,17 @@ class Server:
 
 @pytest.fixture
 def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
-    """Start servers on demand (``make_server(env={...})``); all are stopped afterwards."""
+    """Start servers on demand (``make_server(env=..., db_path=..., port=...)``).
+
+    All are stopped afterwards. Passing an earlier server's ``db_path`` and
+    ``port`` restarts "the same" server, as an operator would.
+    """
     servers: list[Server] = []
 
-    def make(env: dict[str, str] | None = None, db_path: Path | None = None) -> Server:
-        server = Server(db_path or tmp_path / "oet.sqlite3", env).start()
+    def make(
+        env: dict[str, str] | None = None, db_path: Path | None = None, port: int | None = None
+    ) -> Server:
+        server = Server(db_path or tmp_path / "oet.sqlite3", env, port).start()
         servers.append(server)
         return server
 

@@ -9,6 +9,7 @@ only spells out a request where the request itself is what it tests.
     from tests.procedures import SLEEPER, create_id, start, wait_for_state
 """
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,21 @@ def wait_for_runners(server: Server, count: int, timeout: float = 10) -> set[int
 
     wait_for(settled, timeout, f"{count} runner processes")
     return found
+
+
+def written_json(path: Path, what: str, timeout: float = 20) -> Any:
+    """The JSON a script writes to ``path``, once the file is there and complete.
+
+    A script's ``write_text`` creates the file before it fills it, so waiting
+    for the file to exist is not enough.
+    """
+
+    def parsed() -> list[Any] | None:
+        try:
+            return [json.loads(path.read_text())]
+        except (FileNotFoundError, ValueError):
+            return None
+
+    found = wait_for(parsed, timeout, what)
+    assert isinstance(found, list)
+    return found[0]

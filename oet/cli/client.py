@@ -96,10 +96,11 @@ class ProcedureSummary:
 
 @dataclasses.dataclass(frozen=True)
 class StreamEvent:
-    """One Server-Sent Event: its topic and its ``data`` (JSON text)."""
+    """One Server-Sent Event: its topic, its ``data`` (JSON text) and its ``id``."""
 
     topic: str
     data: str
+    id: str | None = None
 
     @property
     def procedure_id(self) -> int | None:
@@ -211,10 +212,16 @@ class ProcedureClient:
             raise UnexpectedAnswer(f"The server at {self.url} did not say how the stop went")
         return str(body["abort_message"])
 
-    def events(self) -> Iterator[StreamEvent]:
-        """Follow the server's event stream; yields events until the server closes it."""
+    def events(self, last_event_id: str | None = None) -> Iterator[StreamEvent]:
+        """Follow the server's event stream until the server ends it.
+
+        With ``last_event_id`` the server first replays what came after that
+        event (or sends a ``stream.resync`` event when it no longer can).
+        """
         url = stream_url(self.url)
         headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
         with (
             _talking_to(url),
             self.http.stream(
@@ -224,12 +231,12 @@ class ProcedureClient:
             if not response.is_success:
                 response.read()
                 _checked_json(response)
-            topic, data = "message", list[str]()
+            topic, data, event_id = "message", list[str](), None
             for line in response.iter_lines():
                 if not line:
                     if data:
-                        yield StreamEvent(topic, "\n".join(data))
-                    topic, data = "message", []
+                        yield StreamEvent(topic, "\n".join(data), event_id)
+                    topic, data, event_id = "message", [], None
                     continue
                 field, _, value = line.partition(":")
                 value = value.removeprefix(" ")
@@ -237,4 +244,5 @@ class ProcedureClient:
                     topic = value
                 elif field == "data":
                     data.append(value)
-        raise ServerUnreachable(f"The OET server at {url} closed the event stream")
+                elif field == "id":
+                    event_id = value

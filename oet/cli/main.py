@@ -19,9 +19,10 @@ import pydantic
 import typer
 
 from oet.cli.arguments import parse_script_args
-from oet.cli.client import NoProcedure, ProcedureClient
+from oet.cli.client import NoProcedure, ProcedureClient, StreamEvent
 from oet.cli.formatting import describe as describe_text
 from oet.cli.formatting import event_lines, procedure_table
+from oet.cli.listening import follow
 from oet.config import Settings
 from oet.domain import OETError, ProcedureInput
 
@@ -245,16 +246,25 @@ def listen(
     """Follow real-time events of OET and its scripts until Ctrl-C.
 
     Each event is printed as an 'event:' line (its topic) and a 'data:' line
-    (JSON with id, topic, time, procedure_id, source and payload).
+    (JSON with id, topic, time, procedure_id, source and payload). If the
+    server restarts, listen reconnects and carries on without missing events,
+    for up to listen_reconnect seconds (OET_LISTEN_RECONNECT, default 60).
     """
     prefixes = tuple(topic or ())
+
+    def wanted(event: StreamEvent) -> bool:
+        if prefixes and not event.topic.startswith(prefixes):
+            return False
+        return pid is None or event.procedure_id == pid
+
     with _session(ctx, server_url) as client, contextlib.suppress(KeyboardInterrupt):
-        for event in client.events():
-            if prefixes and not event.topic.startswith(prefixes):
-                continue
-            if pid is not None and event.procedure_id != pid:
-                continue
-            typer.echo(event_lines(event))
+        follow(
+            client,
+            wanted,
+            show=lambda event: typer.echo(event_lines(event)),
+            notice=lambda message: typer.echo(message, err=True),
+            reconnect_for=Settings().listen_reconnect,
+        )
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ signal handling or absence of a traceback matters as a user sees it run as
 the installed ``oet`` console script in a subprocess.
 """
 
-import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typer.testing import CliRunner, Result
 from oet.cli.main import app
 from tests.commands import OET, Follower, data_of
 from tests.conftest import REPO, Server, free_port, wait_for
+from tests.procedures import written_json
 
 pytestmark = pytest.mark.e2e
 
@@ -88,8 +88,7 @@ def recording_script(script: Callable[[str], str], tmp_path: Path, forever: bool
 
 def recorded(tmp_path: Path, method: str) -> Any:
     path = (tmp_path / "calls").with_suffix(f".{method}")
-    wait_for(path.exists, 20, f"the script's {method}() to be called")
-    return json.loads(path.read_text())
+    return written_json(path, f"the script's {method}() to be called")
 
 
 # -- create ----------------------------------------------------------------------------
@@ -331,6 +330,28 @@ def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
         set(e) == {"id", "topic", "time", "procedure_id", "source", "payload"} for e in events
     )
     assert "\n\nevent: procedure.lifecycle.started\n" in output  # a blank line between events
+
+
+def test_listen_carries_on_across_a_server_restart_and_says_it_resynced(
+    make_server: Callable[..., Server],
+) -> None:
+    first = make_server()
+    with Follower([*OET, "listen"], {"OET_REST_URI": first.procedures}) as listener:
+        listener.wait_for_text(
+            "event: request.procedure.list", poke=lambda: httpx.get(first.procedures)
+        )
+        first.stop()
+        second = make_server(db_path=first.db_path, port=first.port)
+        listener.wait_for_text("event: stream.resync", poke=lambda: httpx.get(second.procedures))
+
+        def new_events_follow_the_resync() -> bool:
+            httpx.get(second.procedures)
+            after = listener.output().split("event: stream.resync", 1)[1]
+            return "event: request.procedure.list" in after
+
+        wait_for(new_events_follow_the_resync, 30, "events from the restarted server")
+        assert listener.interrupt() == 0
+        assert "Reconnected to the event stream" in listener.stderr()
 
 
 def listen_while_hello_runs(listener: Follower, oet: Oet) -> str:

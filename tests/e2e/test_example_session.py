@@ -18,7 +18,8 @@ import httpx
 import pytest
 
 from tests.commands import OET, Follower, data_of
-from tests.conftest import REPO, Server, wait_for
+from tests.conftest import REPO, Server
+from tests.procedures import written_json
 
 pytestmark = pytest.mark.e2e
 
@@ -46,9 +47,9 @@ def write_script(folder: Path, name: str) -> tuple[str, Path]:
 
 def called_with(script: Path, method: str) -> Any:
     """The arguments the script's ``method`` was called with, once it has been."""
-    record = script.with_suffix(f".{method}.json")
-    wait_for(record.exists, 20, f"{script.name} {method}() to be called")
-    return json.loads(record.read_text())
+    return written_json(
+        script.with_suffix(f".{method}.json"), f"{script.name} {method}() to be called"
+    )
 
 
 # What a listener sees about procedure 2 from its start on, list requests aside.
