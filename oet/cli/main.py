@@ -267,9 +267,25 @@ def listen(
         )
 
 
-def main() -> None:
-    """Entry point of the ``oet`` console script."""
-    app(prog_name="oet")
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``oet`` console script.
+
+    Usage mistakes (an unknown command, ``--pid=two``) are reported like every
+    other failure: one ``Error:`` line on stderr, here with exit code 2.
+    """
+    try:
+        code = app(argv, prog_name="oet", standalone_mode=False)
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as exc:
+        # typer's usage errors are click exceptions; only their interface is public.
+        format_message = getattr(exc, "format_message", None)
+        if format_message is None or not isinstance(getattr(exc, "exit_code", None), int):
+            raise
+        command = getattr(getattr(exc, "ctx", None), "command_path", None) or "oet"
+        typer.echo(f"Error: {format_message()} (see '{command} --help')", err=True)
+        code = exc.exit_code  # type: ignore[attr-defined]
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

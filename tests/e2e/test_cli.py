@@ -437,5 +437,21 @@ def test_installed_oet_reads_the_server_from_oet_rest_uri_unless_told_otherwise(
 def test_installed_oet_rejects_a_non_numeric_pid_without_a_traceback(server: Server) -> None:
     done = run_installed("describe", "--pid=two", env={"OET_REST_URI": server.procedures})
     assert done.returncode == 2  # a usage error, as for every click/typer command
-    assert "Invalid value for '--pid'" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("Error: Invalid value for '--pid'")
+    assert done.stderr.endswith("(see 'oet describe --help')\n")
+    assert done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["frobnicate"], "Error: No such command 'frobnicate'. (see 'oet --help')\n"),
+        (["create"], "Error: Missing argument 'SCRIPT_URI'. (see 'oet create --help')\n"),
+        (["stop", "--bogus"], "Error: No such option: --bogus (see 'oet stop --help')\n"),
+    ],
+)
+def test_installed_oet_reports_a_usage_mistake_in_one_line(args: list[str], message: str) -> None:
+    done = run_installed(*args, env={"OET_REST_URI": "http://127.0.0.1:9/api/v1.0/procedures"})
+    assert done.returncode == 2
+    assert done.stderr == message
+    assert done.stdout == ""
