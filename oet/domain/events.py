@@ -24,8 +24,9 @@ class Topic(enum.StrEnum):
 class Event:
     """One announcement.
 
-    ``id`` orders events on one server; ``source`` says who published it
-    (``api``, ``runner`` or ``script``); ``payload`` is JSON-able.
+    ``id`` orders events; ``source`` says who published it (``api`` for
+    requests and lifecycle changes, ``script`` for what scripts publish);
+    ``payload`` is JSON-able.
     """
 
     id: int

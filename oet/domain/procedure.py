@@ -27,10 +27,6 @@ class ProcedureInput:
         data = data or {}
         return cls(tuple(data.get("args") or ()), dict(data.get("kwargs") or {}))
 
-    def __str__(self) -> str:
-        parts = [repr(a) for a in self.args] + [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        return f"({', '.join(parts)})"
-
 
 @dataclasses.dataclass
 class ProcedureHistory:
@@ -93,11 +89,11 @@ class Procedure:
         """The ``subarray_id`` given to ``init``, or None: the abort target."""
         return self.init_args.kwargs.get("subarray_id")
 
-    def move_to(self, new: ProcedureState, when: float | None = None) -> None:
+    def move_to(self, new: ProcedureState) -> None:
         """Enter ``new`` (checked against the allowed transitions) and record when."""
         check_transition(self.id, self.state, new)
         self.state = new
-        self.history.process_states[new] = time.time() if when is None else when
+        self.history.process_states[new] = time.time()
 
     def to_json(self, uri: str) -> dict[str, Any]:
         """The procedure as the REST API shows it, with its resource ``uri``."""

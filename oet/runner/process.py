@@ -100,22 +100,13 @@ class _Runner:
             raise StopRequested
 
     # -- the procedure ------------------------------------------------------
-    def call(self, fn: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
-        """Call script code so that a stop interrupts it."""
+    def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``fn`` (script code, or a wait) so that a stop interrupts it."""
         self.interruptible = True
         try:
             if self.stop_requested.is_set():
                 raise StopRequested
-            fn(*args, **kwargs)
-        finally:
-            self.interruptible = False
-
-    def wait_for_start(self) -> dict[str, Any]:
-        self.interruptible = True
-        try:
-            if self.stop_requested.is_set():
-                raise StopRequested
-            return self.starts.get()
+            return fn(*args, **kwargs)
         finally:
             self.interruptible = False
 
@@ -148,21 +139,17 @@ class _Runner:
         scripting.set_sink(self.report_event)
         try:
             self.forward_pubsub()
-            self.interruptible = True
-            if self.stop_requested.is_set():
-                raise StopRequested
-            module = load_script(self.load["script_path"])
-            self.interruptible = False
+            module = self.call(load_script, self.load["script_path"])
             init = getattr(module, "init", None)
             if callable(init):
                 init_args = self.load.get("init", {})
-                self.call(init, init_args.get("args", []), init_args.get("kwargs", {}))
+                self.call(init, *init_args.get("args", []), **init_args.get("kwargs", {}))
             entry = getattr(module, "run", None) or getattr(module, "main", None)
             if not callable(entry):
                 raise AttributeError("the script defines neither run() nor main()")
             self.report_state("CREATED")
-            start = self.wait_for_start()
-            self.call(entry, start.get("args", []), start.get("kwargs", {}))
+            start = self.call(self.starts.get)
+            self.call(entry, *start.get("args", []), **start.get("kwargs", {}))
         except StopRequested:
             return self.stopped()
         except SystemExit as exc:

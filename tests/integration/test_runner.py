@@ -229,6 +229,27 @@ def test_init_receives_the_load_arguments_and_run_the_start_arguments(
     assert runner.wait_exit() == 0
 
 
+def test_script_keyword_arguments_may_use_any_name(
+    runner: Runner, write_script: Callable[[str], Path]
+) -> None:
+    path = write_script(
+        """
+        from oet import scripting
+
+        def init(**kwargs):
+            scripting.publish("test.init", kwargs=kwargs)
+
+        def run(**kwargs):
+            scripting.publish("test.run", kwargs=kwargs)
+        """
+    )
+    runner.load(path, init_kwargs={"fn": 1, "self": 2})
+    assert runner.event("test.init")["payload"] == {"kwargs": {"fn": 1, "self": 2}}
+    runner.send({"cmd": "start", "args": [], "kwargs": {"fn": "x", "self": "y"}})
+    assert runner.event("test.run")["payload"] == {"kwargs": {"fn": "x", "self": "y"}}
+    runner.state("COMPLETED")
+
+
 def test_main_is_called_when_the_script_has_no_run(
     runner: Runner, write_script: Callable[[str], Path]
 ) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -293,7 +294,9 @@ class EmbeddedBackend:
         if changed := self._changed.pop(pid, None):
             changed.set()
 
-    async def _wait_until(self, pid: int, done: Any, timeout: float) -> None:
+    async def _wait_until(
+        self, pid: int, done: Callable[[Procedure], bool], timeout: float
+    ) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while (procedure := self._procedures.get(pid)) is not None and not done(procedure):
