@@ -2,6 +2,7 @@
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
@@ -59,9 +60,22 @@ class UpdateProcedure(_Strict):
 class MalformedBody(InvalidRequest):
     """The body is not JSON, or not JSON of the expected shape."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+
+class BodyNotJSON(MalformedBody):
+    """The body cannot be read as JSON at all (REST 400)."""
+
+
+class BodyWrongShape(MalformedBody):
+    """The body is JSON, but not of the shape the request takes (REST 422)."""
+
+
+def describe_problems(errors: Sequence[Any]) -> str:
+    """Pydantic's validation errors as one line naming the offending fields."""
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body') or 'body'}: {e.get('msg')}"
+        for e in errors
+    ]
+    return "; ".join(problems[:5]) or "Invalid request"
 
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -85,19 +99,16 @@ def _finite_float(text: str) -> float:
 def parse_body(model: type[Model], raw: bytes) -> Model:
     """Parse ``raw`` as JSON into ``model``, whatever the request's Content-Type said.
 
-    Raises MalformedBody: status 400 for bytes that are not JSON, 422 for JSON
+    Raises BodyNotJSON for bytes that are not JSON, BodyWrongShape for JSON
     of the wrong shape, with the offending fields named.
     """
     try:
         data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except _NotJSON as exc:
-        raise MalformedBody(str(exc), 400) from None
+        raise BodyNotJSON(str(exc)) from None
     except (ValueError, RecursionError):
-        raise MalformedBody("The request body is not valid JSON", 400) from None
+        raise BodyNotJSON("The request body is not valid JSON") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        ]
-        raise MalformedBody("; ".join(problems[:5]), 422) from None
+        raise BodyWrongShape(describe_problems(exc.errors())) from None
