@@ -6,14 +6,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from oet import __version__
-from oet.api import routes, stream
+from oet.api import API_PREFIX, routes, stream
 from oet.api.backends import Backend
 from oet.api.backends.embedded import EmbeddedBackend
 from oet.api.errors import BodyLimit, install_error_handlers
 from oet.api.events import EventBus
 from oet.config import Settings, get_settings
-
-API_PREFIX = "/api/v1.0"
 
 
 def create_app(settings: Settings | None = None, backend: Backend | None = None) -> FastAPI:

@@ -1,10 +1,12 @@
 """The ``/procedures`` resources of the REST API, as the user docs describe them."""
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.responses import JSONResponse
 
+from oet.api import procedure_path
 from oet.api.backends import Backend
 from oet.api.events import EventBus
 from oet.api.models import CreateProcedure, UpdateProcedure, parse_body
@@ -29,9 +31,14 @@ BackendDep = Annotated[Backend, Depends(backend)]
 BusDep = Annotated[EventBus, Depends(bus)]
 
 
-def _summary(request: Request, procedure: Procedure) -> dict[str, Any]:
+def _summaries(request: Request, procedures: Iterable[Procedure]) -> list[dict[str, Any]]:
+    """The procedures as the API shows them, each ``uri`` on the address the client used."""
     base = str(request.base_url).rstrip("/")
-    return procedure.to_json(f"{base}/api/v1.0/procedures/{procedure.id}")
+    return [p.to_json(base + procedure_path(p.id)) for p in procedures]
+
+
+def _summary(request: Request, procedure: Procedure) -> dict[str, Any]:
+    return _summaries(request, [procedure])[0]
 
 
 def _pid(text: str) -> int:
@@ -49,7 +56,7 @@ def _pid(text: str) -> int:
 async def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> JSONResponse:
     """Every kept procedure, oldest first."""
     bus.publish(Topic.REQUEST_LIST, {"pids": None})
-    return JSONResponse({"procedures": [_summary(request, p) for p in backend.list()]})
+    return JSONResponse({"procedures": _summaries(request, backend.list())})
 
 
 @router.get("/procedures/{pid}", summary="Retrieve one procedure")
@@ -106,9 +113,8 @@ async def update_procedure(
     if body.state == "STOPPED":
         bus.publish(Topic.REQUEST_STOP, {"abort": body.abort}, number)
         return JSONResponse({"abort_message": await backend.stop(number, body.abort)})
-    run = body.script_args.run if body.script_args else None
-    bus.publish(
-        Topic.REQUEST_START, {"run_args": run.to_input().to_json() if run else None}, number
-    )
-    procedure = await backend.start(number, run.to_input() if run else None)
+    given = body.script_args.run if body.script_args else None
+    run = given.to_input() if given else None
+    bus.publish(Topic.REQUEST_START, {"run_args": run.to_json() if run else None}, number)
+    procedure = await backend.start(number, run)
     return JSONResponse({"procedure": _summary(request, procedure)})

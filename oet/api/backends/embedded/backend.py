@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from oet.api import procedure_path
 from oet.api.backends.embedded.runner_process import RunnerProcess
 from oet.api.backends.embedded.store import ProcedureStore
 from oet.api.events import EventBus
@@ -285,7 +286,7 @@ class EmbeddedBackend:
         self._store.save(procedure)
         topic = _LIFECYCLE_TOPICS.get(new)
         if topic is not None:
-            summary = procedure.to_json(f"/api/v1.0/procedures/{procedure.id}")
+            summary = procedure.to_json(procedure_path(procedure.id))
             self.bus.publish(topic, {"procedure": summary}, procedure.id)
         self._notify(procedure.id)
 
