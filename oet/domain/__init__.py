@@ -5,6 +5,7 @@ runner and (later) the Kubernetes operator agree on what a procedure is.
 """
 
 from oet.domain.errors import (
+    ClusterUnavailable,
     InvalidRequest,
     OETError,
     ProcedureNotFound,
@@ -19,6 +20,7 @@ from oet.domain.state import FINAL_STATES, LIVE_STATES, ProcedureState, check_tr
 __all__ = [
     "FINAL_STATES",
     "LIVE_STATES",
+    "ClusterUnavailable",
     "Event",
     "InvalidRequest",
     "OETError",

@@ -8,7 +8,8 @@ the CLI to one readable line and a non-zero exit.
     ├── InvalidRequest      the request cannot be acted on      (REST 400)
     │   └── ScriptNotFound  the script URI points at nothing    (REST 400)
     ├── StateConflict       not allowed in the current state    (REST 409)
-    └── RunnerError         the runner process misbehaved       (REST 500)
+    ├── RunnerError         the runner process misbehaved       (REST 500)
+    └── ClusterUnavailable  no Kubernetes API server configured (at start-up)
 """
 
 
@@ -38,3 +39,7 @@ class StateConflict(OETError):
 
 class RunnerError(OETError):
     """The runner process for a procedure could not be started or talked to."""
+
+
+class ClusterUnavailable(OETError):
+    """No Kubernetes API server could be configured (neither in-cluster nor kubeconfig)."""
