@@ -78,13 +78,15 @@ def status_patch_for(
         times[target.value.lower()] = rfc3339(now)
     if times:
         patch["stateTimes"] = times
+    if abort is not None:
+        patch["abort"] = abort.to_json()
+        if message is None:  # as the embedded backend does: how it stopped; what Abort did
+            message = "; ".join(m for m in (current.history.reason, abort.message) if m)
     if message is not None:
         current.history.reason = message
         patch["message"] = clip_start(message)
-    if abort is not None:
-        patch["abort"] = abort.to_json()
     final = target in FINAL_STATES
-    if final and (reason is not None or status.reason is None):
+    if final and (reason is not None or abort is not None or status.reason is None):
         reason = reason or default_reason(current, abort or status.abort)
         patch["reason"] = reason
     if runner is not None:
