@@ -13,23 +13,21 @@ stop, only not by itself); otherwise a dead runner means FAILED.
 """
 
 import signal
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, NamedTuple
 
 from oet.domain import ProcedureState
 from oet.kube import DesiredState, ProcedureResource, read_spec, read_status
-from oet.kube.convert import from_time
-from oet.kube.resource import ObjectMeta
-from oet.operator.builders import RUNNER_CONTAINER
+from oet.operator.runner_objects import (
+    KubeObject,
+    age,
+    memory_limit,
+    runner_image,
+    runner_state,
+    true_condition,
+    waiting_reason,
+)
 
 S = ProcedureState
-
-
-class KubeObject(TypedDict, total=False):
-    """A raw Job or Pod as the API server sends it (the parts read here)."""
-
-    metadata: ObjectMeta
-    spec: dict[str, Any]
-    status: dict[str, Any]
 
 
 class RunnerDeath(NamedTuple):
@@ -70,28 +68,6 @@ DISRUPTIONS = {
 """``DisruptionTarget`` condition reasons and the reason the procedure shows."""
 
 
-def _condition(obj: KubeObject, kind: str) -> dict[str, Any] | None:
-    for condition in obj.get("status", {}).get("conditions") or []:
-        if condition.get("type") == kind and condition.get("status") == "True":
-            return dict(condition)
-    return None
-
-
-def _runner_state(pod: KubeObject) -> dict[str, Any]:
-    for status in pod.get("status", {}).get("containerStatuses") or []:
-        if status.get("name") == RUNNER_CONTAINER:
-            return dict(status.get("state") or {})
-    return {}
-
-
-def _memory_limit(pod: KubeObject) -> str | None:
-    for container in pod.get("spec", {}).get("containers") or []:
-        if container.get("name") == RUNNER_CONTAINER:
-            limit = (container.get("resources") or {}).get("limits", {}).get("memory")
-            return str(limit) if limit is not None else None
-    return None
-
-
 def _signal_name(code: int) -> str:
     try:
         return signal.Signals(code - 128).name
@@ -109,11 +85,9 @@ def _terminated(pod: KubeObject, name: str, ended: dict[str, Any]) -> tuple[str,
     why = ended.get("reason") or ""
     deleted = "deletionTimestamp" in pod.get("metadata", {})
     if why == "OOMKilled":
-        limit = _memory_limit(pod)
-        over = f" of {limit}" if limit else ""
-        return "OOMKilled", (
-            f"runner Pod {name} ran out of memory (limit{over}) and was killed (exit code {code})"
-        )
+        limit = memory_limit(pod)
+        what = f"went over its memory limit of {limit}" if limit else "ran out of memory"
+        return "OOMKilled", f"runner Pod {name} {what} and was killed (exit code {code})"
     if why in ("ContainerCannotRun", "StartError"):
         return "RunnerCannotStart", (
             f"runner container in Pod {name} could not start: {ended.get('message') or why}"
@@ -141,10 +115,10 @@ def _pod_ended(pod: KubeObject) -> tuple[str, str] | None:
     name = pod.get("metadata", {}).get("name", "?")
     status = pod.get("status", {})
     phase = status.get("phase")
-    ended = _runner_state(pod).get("terminated")
+    ended = runner_state(pod).get("terminated")
     if phase not in ("Failed", "Succeeded") and ended is None:
         return None
-    disruption = _condition(pod, "DisruptionTarget")
+    disruption = true_condition(pod, "DisruptionTarget")
     if disruption is not None:
         cause = disruption.get("reason", "")
         detail = disruption.get("message") or cause
@@ -161,48 +135,24 @@ def _pod_ended(pod: KubeObject) -> tuple[str, str] | None:
     )
 
 
-def _waiting(pod: KubeObject) -> tuple[str, str] | None:
-    """(waiting reason, message) of a runner container that has not started."""
-    waiting = _runner_state(pod).get("waiting")
-    if waiting and waiting.get("reason"):
-        return str(waiting["reason"]), str(waiting.get("message") or "")
-    scheduled = next(
-        (
-            c
-            for c in pod.get("status", {}).get("conditions") or []
-            if c.get("type") == "PodScheduled" and c.get("status") == "False"
-        ),
-        None,
-    )
-    if scheduled is not None:
-        return str(scheduled.get("reason") or "Unschedulable"), str(scheduled.get("message") or "")
-    return None
-
-
-def _age(obj: KubeObject, now: float) -> float:
-    created = obj.get("metadata", {}).get("creationTimestamp")
-    return now - from_time(created) if created else 0.0
-
-
 def _pod_not_starting(
     pod: KubeObject, now: float, start_timeout: float, stopping: bool
 ) -> RunnerDeath | None:
     name = pod.get("metadata", {}).get("name", "?")
-    waiting = _waiting(pod)
+    waiting = waiting_reason(pod)
     why = f" ({': '.join(p for p in waiting if p)})" if waiting else ""
     if stopping:
         return RunnerDeath(
             S.STOPPED, "StoppedBeforeStart", f"stopped before runner Pod {name} started{why}", True
         )
     if waiting and waiting[0] in IMAGE_NEVER_STARTS:
-        image = _image(pod)
         return RunnerDeath(
             S.FAILED,
             IMAGE_NEVER_STARTS[waiting[0]],
-            f"runner Pod {name} cannot start image {image}{why}",
+            f"runner Pod {name} cannot start image {runner_image(pod)}{why}",
             True,
         )
-    if _age(pod, now) <= start_timeout:
+    if age(pod, now) <= start_timeout:
         return None
     late = f"runner Pod {name} did not start within {start_timeout:g} s"
     if waiting is None:
@@ -211,23 +161,16 @@ def _pod_not_starting(
     return RunnerDeath(S.FAILED, reason or "RunnerNotStarted", late + why, True)
 
 
-def _image(pod: KubeObject) -> str:
-    for container in pod.get("spec", {}).get("containers") or []:
-        if container.get("name") == RUNNER_CONTAINER:
-            return str(container.get("image", "?"))
-    return "?"
-
-
 def _job_ended(job: KubeObject) -> tuple[str, str] | None:
     name = job.get("metadata", {}).get("name", "?")
-    failed = _condition(job, "Failed") or _condition(job, "FailureTarget")
+    failed = true_condition(job, "Failed") or true_condition(job, "FailureTarget")
     if failed is not None:
         if failed.get("reason") == "DeadlineExceeded":
             deadline = job.get("spec", {}).get("activeDeadlineSeconds")
             return "DeadlineExceeded", f"runner Job {name} exceeded its deadline of {deadline} s"
         detail = failed.get("message") or failed.get("reason") or "no detail"
         return "RunnerFailed", f"runner Job {name} failed: {detail}"
-    if _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
+    if true_condition(job, "Complete") or true_condition(job, "SuccessCriteriaMet"):
         return "RunnerExited", f"runner Job {name} ended without reporting how the script ended"
     return None
 
@@ -282,7 +225,7 @@ def classify_runner_death(
         return RunnerDeath(
             S.STOPPED, "StoppedBeforeStart", f"stopped before Job {name} made a Pod", True
         )
-    if _age(job, now) > start_timeout:
+    if age(job, now) > start_timeout:
         return RunnerDeath(
             S.FAILED,
             "RunnerNotStarted",

@@ -59,7 +59,7 @@ def test_an_oom_killed_runner_fails_the_procedure_naming_the_memory_limit() -> N
     assert death == RunnerDeath(
         S.FAILED,
         "OOMKilled",
-        f"runner Pod {POD} ran out of memory (limit of 64Mi) and was killed (exit code 137)",
+        f"runner Pod {POD} went over its memory limit of 64Mi and was killed (exit code 137)",
     )
 
 
