@@ -5,7 +5,7 @@ evicted, OOM-killed, never started), the operator reads the runner's Job and
 Pod and :func:`classify_runner_death` says which final state the procedure
 takes and why. It is pure: the operator feeds it what it watched, and the
 same inputs always give the same answer, so a restarted operator decides the
-same way. The fixtures in ``tests/unit/operator_fixtures.py`` are shaped like
+same way. The fixtures in ``tests/unit/kube_fixtures.py`` are shaped like
 what a real kubelet and Job controller write.
 
 A stop that was asked for turns every ending into STOPPED (the procedure did
