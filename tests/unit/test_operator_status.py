@@ -50,6 +50,16 @@ def test_the_first_status_write_records_initialising_since_creation() -> None:
     assert "reason" not in status
 
 
+def test_a_runner_that_never_wrote_a_status_can_be_failed_straight_away() -> None:
+    made = resource(3, None)
+    patch = status_patch_for(made, time.time(), S.FAILED, reason="ImageNotPresent", message="m")
+    status = patch["status"]
+    assert status["state"] == "FAILED"
+    assert list(status["stateTimes"]) == ["initialising", "failed"]
+    assert status["reason"] == "ImageNotPresent"
+    assert from_custom_resource(applied(made, patch)).state == S.FAILED
+
+
 def test_a_runner_death_moves_to_a_final_state_with_reason_and_sentence() -> None:
     made = resource(3, S.RUNNING)
     now = time.time()
