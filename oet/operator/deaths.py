@@ -58,6 +58,9 @@ IMAGE_MAY_START = {
 }
 """Waiting reasons the kubelet keeps retrying: the procedure ends after the start timeout."""
 
+STALLED = {**IMAGE_MAY_START, "Unschedulable": "Unschedulable"}
+"""Why a runner Pod never started, and the reason its procedure shows after the timeout."""
+
 DISRUPTIONS = {
     "EvictionByEvictionAPI": "Evicted",
     "TerminationByKubelet": "Evicted",
@@ -157,8 +160,8 @@ def _pod_not_starting(
     late = f"runner Pod {name} did not start within {start_timeout:g} s"
     if waiting is None:
         return RunnerDeath(S.FAILED, "RunnerNotStarted", late, True)
-    reason = IMAGE_MAY_START.get(waiting[0], waiting[0] if waiting[0].isalnum() else "")
-    return RunnerDeath(S.FAILED, reason or "RunnerNotStarted", late + why, True)
+    reason = STALLED.get(waiting[0], "RunnerNotStarted")
+    return RunnerDeath(S.FAILED, reason, late + why, True)
 
 
 def _job_ended(job: KubeObject) -> tuple[str, str] | None:

@@ -1,12 +1,20 @@
 """Every way a runner can die ends its procedure in a final state with a reason."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from oet.domain import ProcedureState
-from oet.operator.deaths import RunnerDeath, abort_owed, classify_runner_death
+from oet.operator.deaths import (
+    DISRUPTIONS,
+    IMAGE_NEVER_STARTS,
+    STALLED,
+    RunnerDeath,
+    abort_owed,
+    classify_runner_death,
+)
 from tests.unit.kube_fixtures import (
     RUNNING_STATE,
     job,
@@ -130,6 +138,33 @@ def test_a_runner_command_that_cannot_run_is_named() -> None:
     assert death is not None
     assert death.reason == "RunnerCannotStart"
     assert 'exec: "python": not found' in death.message
+
+
+def test_a_pod_the_kubelet_rejected_names_the_rejection() -> None:
+    rejected = pod(
+        "Failed",
+        reason="OutOfcpu",
+        message="Pod was rejected: Node didn't have enough resource: cpu, requested: 4000,"
+        " used: 0, capacity: 2",
+    )
+    death = classify(runner_pod=rejected)
+    assert death is not None
+    assert (death.state, death.reason) == (S.FAILED, "RunnerRejected")
+    assert death.message.startswith(
+        f"runner Pod {POD} failed before its container ran (OutOfcpu: Pod was rejected:"
+    )
+
+
+def test_a_pod_stuck_creating_its_container_fails_as_not_started() -> None:
+    procedure = resource(3, S.INITIALISING, runner_job="procedure-3-runner")
+    stuck = pod("Pending", waiting("ContainerCreating", ""), age=START_TIMEOUT + 1)
+    death = classify(procedure, job(active=1), stuck)
+    assert death == RunnerDeath(
+        S.FAILED,
+        "RunnerNotStarted",
+        f"runner Pod {POD} did not start within 300 s (ContainerCreating)",
+        True,
+    )
 
 
 def test_a_deleted_runner_pod_that_lingered_past_its_grace_is_pod_deleted() -> None:
@@ -296,3 +331,22 @@ def test_an_abort_is_owed_when_a_stop_with_abort_ended_without_an_outcome() -> N
     assert not abort_owed(stopped)
     assert not abort_owed(resource(3, S.STOPPED, desired="STOPPED", abort=False))
     assert not abort_owed(resource(3, S.STOPPING, desired="STOPPED", abort=True))
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "kubernetes.md"
+REASONS = sorted(
+    {
+        *DISRUPTIONS.values(),
+        *IMAGE_NEVER_STARTS.values(),
+        *STALLED.values(),
+        *("OOMKilled", "Killed", "RunnerFailed", "RunnerExited", "RunnerCannotStart"),
+        *("RunnerRejected", "PodDeleted", "RunnerDeleted", "DeadlineExceeded"),
+        *("StoppedBeforeStart", "Completed", "Stopped", "Aborted", "AbortFailed"),
+        *("ScriptFailed", "InitFailed"),
+    }
+)
+
+
+@pytest.mark.parametrize("reason", REASONS)
+def test_every_reason_is_explained_in_the_docs(reason: str) -> None:
+    assert f"`{reason}`" in DOCS.read_text()
