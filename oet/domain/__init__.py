@@ -6,11 +6,14 @@ runner and (later) the Kubernetes operator agree on what a procedure is.
 
 from oet.domain.errors import (
     InvalidRequest,
+    NotAuthorised,
     OETError,
     ProcedureNotFound,
     RunnerError,
+    ScriptNotAllowed,
     ScriptNotFound,
     StateConflict,
+    StorageUnavailable,
 )
 from oet.domain.events import Event, Topic
 from oet.domain.procedure import Procedure, ProcedureHistory, ProcedureInput
@@ -21,6 +24,7 @@ __all__ = [
     "LIVE_STATES",
     "Event",
     "InvalidRequest",
+    "NotAuthorised",
     "OETError",
     "Procedure",
     "ProcedureHistory",
@@ -28,8 +32,10 @@ __all__ = [
     "ProcedureNotFound",
     "ProcedureState",
     "RunnerError",
+    "ScriptNotAllowed",
     "ScriptNotFound",
     "StateConflict",
+    "StorageUnavailable",
     "Topic",
     "check_transition",
 ]

@@ -95,6 +95,7 @@ class Runner:
             {
                 "cmd": "load",
                 "script_path": str(path),
+                "script_dirs": [str(path.parent)],
                 "init": {"args": list(args), "kwargs": init_kwargs},
                 "stop_grace": 1.0,
                 **load,
