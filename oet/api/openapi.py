@@ -74,6 +74,32 @@ class StopAnswer(BaseModel):
     abort_message: str
 
 
+class StreamEvent(BaseModel):
+    """The JSON in an SSE message's ``data:``."""
+
+    id: int = Field(description="Same as the message's ``id:``; increases.")
+    topic: str = Field(description="Same as the message's ``event:``.")
+    time: float = Field(description="UNIX time the event happened.")
+    procedure_id: int | None = Field(description="The procedure it concerns, if any.")
+    source: str = Field(description="'api' for requests and lifecycle, 'script' for scripts.")
+    payload: dict[str, Any]
+
+
+_SSE_MESSAGE = {
+    "type": "object",
+    "description": "One Server-Sent Events message.",
+    "required": ["id", "event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "event": {"type": "string"},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/StreamEvent"},
+        },
+    },
+}
+
 _ERRORS = {
     400: "The request cannot be acted on: bad JSON, bad script URI, script not allowed.",
     401: "The server has an API token and the request did not carry it.",
@@ -86,8 +112,9 @@ _ERRORS = {
 }
 
 _STREAM = (
-    "Server-Sent Events: `id:` (increasing), `event:` (the topic) and `data:` (the event"
-    " as JSON). The stream does not end on its own; send `Last-Event-ID` to resume."
+    "Server-Sent Events, each message described by the schema: `id:` (increasing),"
+    " `event:` (the topic) and `data:` (the event as JSON). The stream does not end on"
+    " its own; send `Last-Event-ID` to resume after the last message seen."
 )
 
 
@@ -126,7 +153,7 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
             "responses": {
                 "200": {
                     "description": _STREAM,
-                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    "content": {"text/event-stream": {"schema": _SSE_MESSAGE}},
                 },
                 "500": {"description": _ERRORS[500], "content": _json("Error")},
             }
@@ -142,6 +169,7 @@ def _schemas() -> dict[str, Any]:
         OneProcedure,
         ProcedureList,
         StopAnswer,
+        StreamEvent,
     ]
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=_REF)
     schemas: dict[str, Any] = top.get("$defs", {})
