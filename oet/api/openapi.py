@@ -118,6 +118,10 @@ _STREAM = (
 )
 
 
+_TOKEN_IF_SET: list[dict[str, list[str]]] = [{}, {"apiToken": []}]
+"""Changes need the bearer token only when the server's ``api_token`` is set."""
+
+
 def _json(ref: str) -> dict[str, Any]:
     return {"application/json": {"schema": {"$ref": _REF.format(model=ref)}}}
 
@@ -141,11 +145,13 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
     return {
         ("/procedures", "get"): {"responses": _answers(200, _json("ProcedureList"), ())},
         ("/procedures", "post"): {
+            "security": _TOKEN_IF_SET,
             "requestBody": {"required": True, "content": _json("CreateProcedure")},
             "responses": _answers(201, _json("OneProcedure"), change),
         },
         ("/procedures/{pid}", "get"): {"responses": _answers(200, _json("OneProcedure"), (404,))},
         ("/procedures/{pid}", "put"): {
+            "security": _TOKEN_IF_SET,
             "requestBody": {"required": True, "content": _json("UpdateProcedure")},
             "responses": _answers(200, stop_or_start, (*change, 404, 409)),
         },
@@ -185,7 +191,16 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         for (path, method), spec in _operations().items():
             operation = document["paths"][API_PREFIX + path][method]
             operation.update(spec)
-        document["components"] = {"schemas": _schemas()}
+        document["components"] = {
+            "schemas": _schemas(),
+            "securitySchemes": {
+                "apiToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "The server's api_token setting, when it has one.",
+                }
+            },
+        }
         app.openapi_schema = document
     return app.openapi_schema
 

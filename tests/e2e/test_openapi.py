@@ -133,6 +133,14 @@ def test_every_error_status_is_documented_with_the_error_body(
     assert "HTTPValidationError" not in document["components"]["schemas"]
 
 
+def test_changes_document_the_optional_bearer_token(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["apiToken"]
+
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, method in (("/procedures", "post"), ("/procedures/{pid}", "put")):
+        assert {"apiToken": []} in document["paths"][API + path][method]["security"]
+
+
 def test_the_stream_is_documented_as_server_sent_events(document: dict[str, Any]) -> None:
     answer = document["paths"][f"{API}/stream"]["get"]["responses"]["200"]
 
