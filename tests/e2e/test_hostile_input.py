@@ -87,6 +87,20 @@ def test_a_stored_record_that_utf8_cannot_carry_does_not_take_the_list_down(
         assert get(api, pid)["script_args"]["init"]["args"] == ["\ud800"]  # type: ignore[index]
 
 
+def test_a_script_failing_with_a_lone_surrogate_leaves_the_list_readable(
+    server: Server, api: httpx.Client, script: Callable[[str], str]
+) -> None:
+    uri = script("from oet import scripting\n\ndef run():\n    raise ValueError('\\ud800')\n")
+    with EventStream(f"{server.api}/stream") as stream:
+        pid = create_id(api, uri)
+        start(api, pid)
+        failed = stream.until_topic("procedure.lifecycle.failed", pid)[-1]
+
+    assert "\ud800" in failed.body["payload"]["procedure"]["history"]["reason"]
+    assert get(api, pid)["state"] == "FAILED"
+    assert len(listed(api)) == 1
+
+
 # -- 4. oversized path components and event IDs -----------------------------------------
 
 
