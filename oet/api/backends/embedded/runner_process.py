@@ -139,8 +139,7 @@ class RunnerProcess:
                     limit,
                 )
             if room:
-                sys.stderr.buffer.write(chunk[:room])
-                sys.stderr.buffer.flush()
+                _write_log(chunk[:room])
             passed += min(room, len(chunk))
             dropped += len(chunk) - min(room, len(chunk))
         self._say_dropped(dropped, limit)
@@ -154,3 +153,10 @@ class RunnerProcess:
                 dropped,
                 limit,
             )
+
+
+def _write_log(data: bytes) -> None:
+    """Write script output to the server's stderr; a broken log never blocks a runner."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()
