@@ -96,6 +96,29 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body the REST server accepts."
     )
+    script_dirs: str = Field(
+        default_factory=lambda: str(INSTALL_ROOT / "scripts"),
+        description="Directories scripts may be loaded from, separated by ':' like PATH.",
+    )
+    api_token: str | None = Field(
+        None,
+        description="When set, requests that change anything must carry"
+        " 'Authorization: Bearer <token>'; the CLI sends it.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the server at (e.g. https://oet.example.org),"
+        " used in procedure URIs instead of the request's Host header.",
+    )
+    script_output_limit: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Bytes of script output per runner per minute copied to the server log.",
+    )
+
+    def allowed_script_dirs(self) -> list[Path]:
+        """``script_dirs`` as resolved directories (empty entries ignored)."""
+        return [Path(os.path.realpath(d)) for d in self.script_dirs.split(":") if d.strip()]
 
     # -- Kubernetes backend: where procedures live and how runner Jobs are made --
     kube_namespace: str = Field(

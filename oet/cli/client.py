@@ -16,6 +16,7 @@ each with a message fit to show a user as it is::
 import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -165,10 +166,12 @@ class ProcedureClient:
     def __init__(self, http: httpx.Client, procedures_url: str) -> None:
         self.http = http
         self.url = procedures_url.rstrip("/")
+        token = os.environ.get("OET_API_TOKEN", "").strip()
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         with _talking_to(self.url):
-            return _checked_json(self.http.request(method, url, json=body))
+            return _checked_json(self.http.request(method, url, json=body, headers=self._auth))
 
     def _procedure(self, body: Any) -> ProcedureSummary:
         if not isinstance(body, dict) or "procedure" not in body:

@@ -7,11 +7,14 @@ runner and (later) the Kubernetes operator agree on what a procedure is.
 from oet.domain.errors import (
     ClusterUnavailable,
     InvalidRequest,
+    NotAuthorised,
     OETError,
     ProcedureNotFound,
     RunnerError,
+    ScriptNotAllowed,
     ScriptNotFound,
     StateConflict,
+    StorageUnavailable,
 )
 from oet.domain.events import Event, Topic
 from oet.domain.procedure import Procedure, ProcedureHistory, ProcedureInput
@@ -23,6 +26,7 @@ __all__ = [
     "ClusterUnavailable",
     "Event",
     "InvalidRequest",
+    "NotAuthorised",
     "OETError",
     "Procedure",
     "ProcedureHistory",
@@ -30,8 +34,10 @@ __all__ = [
     "ProcedureNotFound",
     "ProcedureState",
     "RunnerError",
+    "ScriptNotAllowed",
     "ScriptNotFound",
     "StateConflict",
+    "StorageUnavailable",
     "Topic",
     "check_transition",
 ]
