@@ -65,7 +65,9 @@ export class ProcedureTable {
 
   focusFirst() {
     const chosen = this.body.querySelector('tr[aria-selected="true"]') ?? this.body.firstElementChild;
-    chosen?.focus();
+    if (!chosen) return;
+    chosen.focus();
+    this.onChoose(Number(chosen.dataset.pid), false);
   }
 
   render(procedures, selected, now = Date.now() / 1000) {
