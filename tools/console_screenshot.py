@@ -24,7 +24,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 
-FAILS = '''
+FAILS = """
 from oet import scripting
 
 
@@ -35,7 +35,7 @@ def init(subarray_id=None):
 def run(dish="SKA063"):
     scripting.publish("user.script.pointing", dish=dish, status="slewing")
     raise RuntimeError(f"dish {dish} did not reach its pointing within 30 s")
-'''
+"""
 
 
 def _free_port() -> int:

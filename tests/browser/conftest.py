@@ -26,11 +26,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+def require_chromium() -> None:
+    """Skip (fail under CI) unless Debian's Chromium is installed."""
+    if not CHROMIUM.is_file():
+        _unavailable(f"{CHROMIUM} is not installed: `make browser` installs it")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """One headless Chromium for the whole session."""
-    if not CHROMIUM.is_file():
-        _unavailable(f"{CHROMIUM} is not installed: `make browser` installs it")
+    require_chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

@@ -45,7 +45,9 @@ def run(count=1000):
 
 
 def test_the_page_loads_connected_and_lists_existing_procedures(
-    api: httpx.Client, script: Callable[[str], str], open_console: Callable[[Server], Console],
+    api: httpx.Client,
+    script: Callable[[str], str],
+    open_console: Callable[[Server], Console],
     server: Server,
 ) -> None:
     pid = create_id(api, script(QUICK), subarray_id=3)
@@ -260,7 +262,9 @@ def test_script_fields_are_shown_whether_nested_in_payload_or_at_the_top_level(
     fields = console.page.evaluate(
         """async () => {
             const { eventFields } = await import("./console/format.js");
-            const common = { id: 7, topic: "user.script.x", time: 1, procedure_id: 2, source: "script" };
+            const common = {
+                id: 7, topic: "user.script.x", time: 1, procedure_id: 2, source: "script",
+            };
             return [
                 eventFields({ ...common, payload: { msg_src: "a.py", step: 1 } }),
                 eventFields({ ...common, msg_src: "a.py", step: 1 }),

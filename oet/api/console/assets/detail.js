@@ -46,6 +46,7 @@ function argumentsOf(procedure) {
   $("arguments").replaceChildren(list);
 }
 
+// `ownEvents` null leaves the procedure's event list as it is (a clock tick, say).
 export function renderDetail(procedure, ownEvents, now = Date.now() / 1000) {
   const body = $("detail-body");
   if (!procedure) {
@@ -74,7 +75,7 @@ export function renderDetail(procedure, ownEvents, now = Date.now() / 1000) {
   const form = $("start-form");
   form.elements.args.placeholder = JSON.stringify(run.args ?? []);
   form.elements.kwargs.placeholder = JSON.stringify(run.kwargs ?? {});
-  renderOwnEvents(ownEvents);
+  if (ownEvents) renderOwnEvents(ownEvents);
 }
 
 export function renderOwnEvents(ownEvents) {
