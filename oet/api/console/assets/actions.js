@@ -122,6 +122,8 @@ export function wireActions(page) {
   $("start-form").addEventListener("submit", startSelected);
   $("stop-button").addEventListener("click", () => stopSelected(false, $("stop-button")));
   $("abort-button").addEventListener("click", confirmAbort);
+  // Enter in the token field submits with "Use token", so Cancel is not a submit button.
+  $("token-cancel").addEventListener("click", () => $("token-dialog").close("cancel"));
   $("token-button").addEventListener("click", async () => {
     const given = await askToken("The token is sent with every request from this tab.");
     if (given) setToken(given);
