@@ -32,9 +32,11 @@ def require_chromium() -> None:
         _unavailable(f"{CHROMIUM} is not installed: `make browser` installs it")
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's synchronous API marks an event loop as running in
+# the main thread while it is started, which would break later tests that call asyncio.run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """One headless Chromium for the whole session."""
+    """One headless Chromium for a module's tests."""
     require_chromium()
     try:
         from playwright.sync_api import sync_playwright

@@ -48,6 +48,16 @@ async function errorOf(response) {
   return new ApiError(response.status, body?.type ?? "", text);
 }
 
+// After a 401: ask the operator for a token and keep it. Resolves to null when one was given
+// (try again), or to the refusal as an ApiError when the operator gave up.
+export async function tokenRefused(response) {
+  const refused = await errorOf(response);
+  const given = await askForToken(refused.message);
+  if (!given) return refused;
+  setToken(given);
+  return null;
+}
+
 // One API call; resolves to the answer's JSON or rejects with an ApiError.
 export async function call(method, path, body) {
   for (;;) {
@@ -65,10 +75,8 @@ export async function call(method, path, body) {
       throw new ApiError(0, "Unreachable", `The OET server did not answer: ${error.message}`);
     }
     if (response.status === 401) {
-      const refused = await errorOf(response);
-      const given = await askForToken(refused.message);
-      if (!given) throw refused;
-      setToken(given);
+      const refused = await tokenRefused(response);
+      if (refused) throw refused;
       continue;
     }
     if (!response.ok) throw await errorOf(response);

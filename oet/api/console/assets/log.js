@@ -75,16 +75,20 @@ export class EventLog {
   }
 
   append(events) {
+    // Follow the newest only if the operator has not scrolled up to read.
+    const list = this.list;
+    const following = list.scrollHeight - list.scrollTop - list.clientHeight < 48;
     const fragment = document.createDocumentFragment();
     for (const event of events.slice(-DRAWN)) fragment.append(eventRow(event));
     this.list.append(fragment);
     const extra = this.list.childElementCount - DRAWN;
     for (let i = 0; i < extra; i++) this.list.firstElementChild.remove();
-    this.list.scrollTop = this.list.scrollHeight;
+    if (following) list.scrollTop = list.scrollHeight;
   }
 
   redraw() {
     this.list.replaceChildren();
+    this.list.scrollTop = 0;
     this.append(this.events.filter((event) => this.matches(event)));
     this.waiting = 0;
     this.count();

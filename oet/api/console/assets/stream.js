@@ -3,9 +3,13 @@
 // name; fetch also lets a reconnect send Last-Event-ID and the token. Messages are handed on in
 // the chunks they arrive in, so a burst costs one callback per network read, not one per event.
 
-import { API_ROOT, authorised } from "./api.js";
+import { API_ROOT, authorised, tokenRefused } from "./api.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// The server sends a keep-alive comment every 15 s: this long without a byte, the connection
+// is dead even if no error said so (a network cut leaves no reset to notice).
+const SILENCE_MS = 45_000;
 
 export class EventStream {
   // onEvents(list of {id, topic, data}); onStatus("connecting"|"connected"|"disconnected", detail);
@@ -23,10 +27,20 @@ export class EventStream {
     this.onStatus("connecting");
     for (;;) {
       let detail = "the server closed the stream";
+      const abort = new AbortController();
+      this.heard = Date.now();
+      const watchdog = setInterval(() => {
+        if (Date.now() - this.heard > SILENCE_MS) abort.abort(new Error("the server fell silent"));
+      }, 5000);
       try {
         const headers = authorised({ Accept: "text/event-stream" });
         if (this.lastId) headers["Last-Event-ID"] = this.lastId;
-        const response = await fetch(new URL("stream", API_ROOT), { headers, cache: "no-store" });
+        const response = await fetch(new URL("stream", API_ROOT), {
+          headers,
+          cache: "no-store",
+          signal: abort.signal,
+        });
+        if (response.status === 401 && !(await tokenRefused(response))) continue;
         if (!response.ok) throw new Error(`the stream answered ${response.status}`);
         const reconnected = this.connectedOnce;
         this.connectedOnce = true;
@@ -36,6 +50,8 @@ export class EventStream {
         await this.read(response.body);
       } catch (error) {
         detail = error.message;
+      } finally {
+        clearInterval(watchdog);
       }
       this.onStatus("disconnected", detail);
       await sleep(delay);
@@ -52,6 +68,7 @@ export class EventStream {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) return;
+      this.heard = Date.now();
       let text = rest + value;
       let held = "";
       if (text.endsWith("\r")) {
