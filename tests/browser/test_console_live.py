@@ -6,6 +6,7 @@ page must log no console errors (checked after each test).
 """
 
 import signal
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,7 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Console
 from tests.conftest import Server
-from tests.procedures import QUICK, SLEEPER, create_id, run_until, start
+from tests.procedures import QUICK, SLEEPER, create_id, run_until, slow_init, start
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -57,6 +58,25 @@ def test_a_procedure_created_through_the_api_appears_without_a_reload(
     start(api, pid)
     expect(console.state_cell(pid)).to_have_text("COMPLETED")
     assert console.page.evaluate("window.sameDocument") is True
+
+
+def test_a_procedure_whose_init_is_slow_shows_as_initialising_until_it_is_created(
+    server: Server, script: Callable[[str], str], console: Console
+) -> None:
+    uri = script(slow_init(4))
+    answers: list[httpx.Response] = []
+    with server.client() as api:
+        creating = threading.Thread(
+            target=lambda: answers.append(api.post("/procedures", json={"script_uri": uri}))
+        )
+        creating.start()
+        try:
+            expect(console.page.locator("#procedures .state-INITIALISING")).to_have_count(1)
+        finally:
+            creating.join(30)
+    (answer,) = answers
+    pid = int(answer.json()["procedure"]["uri"].rsplit("/", 1)[1])
+    expect(console.state_cell(pid)).to_have_text("CREATED")
 
 
 def test_a_failing_script_shows_its_stack_trace(

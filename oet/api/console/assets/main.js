@@ -31,8 +31,11 @@ function choose(pid, focusDetail) {
   if (focusDetail) $("detail-title").scrollIntoView({ block: "nearest" });
 }
 
+const touched = new Map(); // pid -> when an event or answer last brought it (performance.now())
+
 function upsert(procedure) {
   const pid = pidOf(procedure);
+  touched.set(pid, performance.now());
   if (isNewer(procedure, procedures.get(pid))) procedures.set(pid, procedure);
 }
 
@@ -49,7 +52,10 @@ function clearNotice() {
 
 // -- keeping up with the server --------------------------------------------------------
 
+// Replace what the page knows with the server's list. A procedure the list lacks is dropped
+// (retention), unless news of it arrived after the list was asked for.
 async function resync() {
+  const asked = performance.now();
   try {
     const { procedures: listing } = await call("GET", "procedures");
     const current = new Map(procedures);
@@ -59,11 +65,21 @@ async function resync() {
       const known = current.get(pid);
       procedures.set(pid, known && !isNewer(procedure, known) ? known : procedure);
     }
+    for (const [pid, known] of current) {
+      if (!procedures.has(pid) && (touched.get(pid) ?? 0) > asked) procedures.set(pid, known);
+    }
     if (selected !== null && !procedures.has(selected)) selected = null;
     render();
   } catch (error) {
     notify(`Could not read the procedures: ${error.message}`);
   }
+}
+
+let resyncTimer = null;
+
+function resyncSoon() {
+  clearTimeout(resyncTimer);
+  resyncTimer = setTimeout(resync, 300);
 }
 
 async function refetch(pid) {
@@ -100,6 +116,8 @@ function drain() {
       }
     } else if (event.topic === "request.procedure.stop" && pid != null) {
       setTimeout(() => refetch(pid), 100); // shows STOPPING while the script is interrupted
+    } else if (event.topic === "request.procedure.create") {
+      resyncSoon(); // shows INITIALISING while a slow init runs (it has no event of its own)
     }
   }
   log.add(batch);
