@@ -5,6 +5,7 @@ holds, so an air-gapped site gets a working page from the installed OET alone.
 """
 
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -83,8 +84,13 @@ def test_a_file_the_console_does_not_have_is_a_404_with_the_error_body(server: S
 def test_a_wheel_ships_the_console_and_serves_it_from_where_it_is_installed(
     tmp_path: Path,
 ) -> None:
+    # Built from a copy, so no build/ folder of an earlier build can slip stale files in.
+    source = tmp_path / "source"
+    shutil.copytree(REPO / "oet", source / "oet", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
         capture_output=True,
         text=True,
         timeout=300,
