@@ -52,6 +52,8 @@ function clearNotice() {
 
 // -- keeping up with the server --------------------------------------------------------
 
+const UNREAD = "Could not read the procedures";
+
 // Replace what the page knows with the server's list. A procedure the list lacks is dropped
 // (retention), unless news of it arrived after the list was asked for.
 async function resync() {
@@ -68,10 +70,12 @@ async function resync() {
     for (const [pid, known] of current) {
       if (!procedures.has(pid) && (touched.get(pid) ?? 0) > asked) procedures.set(pid, known);
     }
+    for (const pid of touched.keys()) if (!procedures.has(pid)) touched.delete(pid);
     if (selected !== null && !procedures.has(selected)) selected = null;
+    if ($("notice").textContent.startsWith(UNREAD)) clearNotice();
     render();
   } catch (error) {
-    notify(`Could not read the procedures: ${error.message}`);
+    notify(`${UNREAD}: ${error.message}`);
   }
 }
 
