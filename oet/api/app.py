@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from oet import __version__
-from oet.api import API_PREFIX, routes, stream
+from oet.api import API_PREFIX, console, routes, stream
 from oet.api.backends import Backend
 from oet.api.backends.embedded import EmbeddedBackend
 from oet.api.errors import BodyLimit, LastResort, install_error_handlers
@@ -49,6 +49,7 @@ def create_app(
     for prefix, documented in ((API_PREFIX, True), ("/api/v1", False)):
         app.include_router(routes.router, prefix=prefix, include_in_schema=documented)
         app.include_router(stream.router, prefix=prefix, include_in_schema=documented)
+    app.include_router(console.router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
