@@ -1,0 +1,89 @@
+"""The harness itself: `make cluster` starts a usable cluster and Ctrl-C leaves nothing behind.
+
+A second, short-lived cluster runs beside the session's one (own ports, directory, containerd
+and cgroup root), with a Pod running when it is interrupted; afterwards none of its processes,
+container processes, shims, mounts, cgroups or files may remain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.k8s import node
+from tests.k8s.cluster import REPO, Cluster
+from tests.k8s.workloads import cluster_values
+
+
+def _read_until(pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
+    assert process.stdout is not None
+    seen = []
+    for line in iter(process.stdout.readline, ""):
+        seen.append(line)
+        if match := re.search(pattern, line):
+            return match
+    raise AssertionError(f"`make cluster` ended without {pattern!r}; it said:\n{''.join(seen)}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/stat")
+    return status.exists() and status.read_text().split()[2] != "Z"
+
+
+@pytest.mark.timeout(600)
+def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
+    cluster: Cluster,
+) -> None:
+    command = [sys.executable, "-m", "tests.k8s.cluster"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        kubeconfig = Path(_read_until(r"kubeconfig:\s+(\S+)", process).group(1))
+        directory = kubeconfig.parent
+        env = {**cluster.env(), "KUBECONFIG": str(kubeconfig)}
+        nodes = subprocess.run(["kubectl", "get", "nodes", "-o", "name"], env=env,
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        assert nodes.stdout.strip() == "node/oet-node"
+        values = cluster_values()
+        pod = {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
+            "spec": {"hostNetwork": True, "tolerations": values["tolerations"],
+                     "containers": [{"name": "main", "image": cluster.image,
+                                     "imagePullPolicy": "Never",
+                                     "command": ["sleep", "3600"]}]},
+        }  # fmt: skip
+        subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(pod), env=env,
+                       check=True, capture_output=True, text=True)  # fmt: skip
+        subprocess.run(["kubectl", "wait", "--for=jsonpath={.status.phase}=Running",
+                        "pod/sleeper", "--timeout=120s"], env=env, check=True,
+                       capture_output=True)  # fmt: skip
+        pids = json.loads((directory / "pids.json").read_text())
+        cgroup = "/" + directory.name
+        assert node.cgroup_pids(cgroup), "the running Pod's processes are in the node's cgroup"
+        assert node.mounts_under(directory), "the running Pod has mounts under the cluster dir"
+
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert process.returncode == 0
+    assert [name for name, pid in pids.items() if _alive(pid)] == []
+    assert node.shim_pids(directory / "containerd" / "containerd.sock") == []
+    assert node.cgroup_pids(cgroup) == set()
+    assert not any((hierarchy / directory.name).exists() for hierarchy in node.hierarchies())
+    assert node.mounts_under(directory) == []
+    assert not directory.exists()
