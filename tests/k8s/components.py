@@ -178,7 +178,7 @@ def start_control_plane(cluster: Cluster, timeout: float) -> None:
         f"--service-account-key-file={p / 'sa.pub'}",
         f"--service-account-signing-key-file={p / 'sa.key'}",
         f"--service-cluster-ip-range={SERVICE_RANGE}",
-        "--kubelet-preferred-address-types=InternalIP,Hostname", "--profiling=false",
+        "--kubelet-preferred-address-types=Hostname", "--profiling=false",
     ])  # fmt: skip
     _wait(cluster, "kube-apiserver /readyz", lambda: _https_ok(cluster, "/readyz"), timeout)
     _launch(cluster, "kube-controller-manager", [
@@ -220,7 +220,7 @@ def start_node(cluster: Cluster, timeout: float) -> None:
         str(Path(cluster.artefacts["bin"]["kubernetes"]) / "kubelet"),
         f"--config={kubelet_config}", f"--kubeconfig={cluster.dir / 'kubelet.kubeconfig'}",
         f"--root-dir={kubelet_dir / 'root'}", f"--cert-dir={kubelet_dir / 'pki'}",
-        f"--hostname-override={cluster.node_name}", "--node-ip=127.0.0.1",
+        f"--hostname-override={cluster.node_name}",
     ])  # fmt: skip
 
     def node_and_account_exist() -> bool:

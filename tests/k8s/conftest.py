@@ -12,6 +12,7 @@ import os
 import re
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 from types import FrameType
 
 import pytest
@@ -19,12 +20,21 @@ import pytest
 from tests.k8s.cluster import Cluster, ClusterError
 from tests.k8s.workloads import Namespace
 
+HERE = Path(__file__).resolve().parent
+CLUSTER_TEST_TIMEOUT = 300
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test under tests/k8s is a `k8s` test."""
+    """Every test under tests/k8s is a `k8s` test, with time for the cluster to start or stop.
+
+    The first test that uses the cluster pays for its start (and the last for its stop)
+    within its own timeout, on a machine that may be busy.
+    """
     for item in items:
-        if "tests/k8s/" in item.nodeid.replace("\\", "/") or item.nodeid.startswith("k8s/"):
+        if Path(item.path).is_relative_to(HERE):
             item.add_marker(pytest.mark.k8s)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(CLUSTER_TEST_TIMEOUT))
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:

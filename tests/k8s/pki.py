@@ -24,7 +24,10 @@ SERVER_SANS = [
     "DNS:kubernetes.default.svc.cluster.local",
 ]
 
-NODE_NAME = "oet-node"
+# The API server reaches a kubelet by its node's Hostname address, and this kubelet listens on
+# loopback only (anonymous access: never on a real interface). The kubelet refuses loopback
+# node IPs, so the node is named for the one loopback name every host resolves.
+NODE_NAME = "localhost"
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,7 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
         env = {**cluster.env(), "KUBECONFIG": str(kubeconfig)}
         nodes = subprocess.run(["kubectl", "get", "nodes", "-o", "name"], env=env,
                                capture_output=True, text=True, check=True)  # fmt: skip
-        assert nodes.stdout.strip() == "node/oet-node"
+        assert nodes.stdout.strip() == "node/localhost"
         values = cluster_values()
         pod = {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
@@ -87,3 +87,17 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
     assert not any((hierarchy / directory.name).exists() for hierarchy in node.hierarchies())
     assert node.mounts_under(directory) == []
     assert not directory.exists()
+
+
+def test_readme_names_the_cluster_commands_and_make_cluster_runs_this_harness() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Trying OET on Kubernetes\n", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].strip() for line in section.splitlines() if line[:2] == "$ "]
+    assert commands == ["$ make cluster", "$ make test-k8s"]
+
+    dry_run = subprocess.run(["make", "-n", "cluster", "test-k8s"], cwd=REPO,
+                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+
+    assert "-m tests.k8s.cluster" in dry_run
+    assert "k8s/testenv/prepare.py" in dry_run
+    assert "pytest -m k8s tests/k8s" in dry_run
