@@ -83,11 +83,20 @@ class Cluster:
         return {**os.environ, "PATH": path, "KUBECONFIG": str(self.kubeconfig)}
 
     def kubectl(
-        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+        self,
+        *args: str,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 120,
+        kubeconfig: Path | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run this cluster's kubectl as the admin; raise with its stderr if it fails."""
+        """Run this cluster's kubectl (as the admin unless another kubeconfig is given).
+
+        Raises with kubectl's stderr if it fails and `check` is true.
+        """
+        config = kubeconfig or self.kubeconfig
         done = subprocess.run(
-            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(self.kubeconfig), *args],
+            [str(self.bin_dir / "kubectl"), "--kubeconfig", str(config), *args],
             input=input,
             capture_output=True,
             text=True,
@@ -175,6 +184,8 @@ def _raise_keyboard_interrupt(signum: int, _frame: object) -> None:
 
 def main() -> None:
     """`make cluster`: start a cluster, print how to use it, stop it on Ctrl-C or SIGTERM."""
+    # Ctrl-C works even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_keyboard_interrupt)
     cluster = Cluster()

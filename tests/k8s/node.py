@@ -112,7 +112,9 @@ def make_cgroup_root(name: str) -> None:
     for hierarchy in hierarchies():
         if hierarchy.name == "unified":
             continue
-        group = hierarchy / name
+        group = hierarchy / name.lstrip("/")
+        if group.parent != hierarchy:
+            raise ValueError(f"a cgroup root is one level below a hierarchy, not {name!r}")
         group.mkdir(exist_ok=True)
         if hierarchy.name == "cpuset":
             for knob in ("cpuset.cpus", "cpuset.mems"):
@@ -123,7 +125,7 @@ def cgroup_pids(name: str) -> set[int]:
     """Every process in the node's cgroup subtree: what the node's Pods still run."""
     pids: set[int] = set()
     for hierarchy in hierarchies():
-        root = hierarchy / name
+        root = hierarchy / name.lstrip("/")
         if root.exists():
             for procs in root.rglob("cgroup.procs"):
                 try:
@@ -142,7 +144,7 @@ def remove_cgroup_root(name: str, timeout: float = 10.0) -> None:
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.1)
     for hierarchy in hierarchies():
-        root = hierarchy / name
+        root = hierarchy / name.lstrip("/")
         if not root.exists():
             continue
         for group in sorted(

@@ -78,7 +78,7 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
     finally:
         if process.poll() is None:
             process.kill()
-            process.wait()
+        process.communicate()
 
     assert process.returncode == 0
     assert [name for name, pid in pids.items() if _alive(pid)] == []

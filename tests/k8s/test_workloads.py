@@ -140,4 +140,4 @@ def test_deleting_a_running_pod_delivers_sigterm_to_its_process(namespace: Names
         assert time.monotonic() - started < 30
     finally:
         follow.kill()
-        follow.wait()
+        follow.communicate()
