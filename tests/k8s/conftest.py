@@ -63,6 +63,8 @@ def cluster() -> Iterator[Cluster]:
         instance.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    # The session's own cluster leaves nothing behind either.
+    assert instance.leftovers() == {"processes": [], "mounts": []}
 
 
 @pytest.fixture(scope="module")

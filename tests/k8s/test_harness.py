@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.k8s import node
-from tests.k8s.cluster import REPO, Cluster
+from tests.k8s.cluster import REPO, Cluster, ClusterError
 from tests.k8s.workloads import cluster_values
 
 
@@ -101,3 +102,20 @@ def test_readme_names_the_cluster_commands_and_make_cluster_runs_this_harness() 
     assert "-m tests.k8s.cluster" in dry_run
     assert "k8s/testenv/prepare.py" in dry_run
     assert "pytest -m k8s tests/k8s" in dry_run
+
+
+def test_cluster_that_cannot_start_fails_with_the_components_own_error() -> None:
+    broken = Cluster()
+    with socket.socket() as squatter:
+        # Something else already listens on the API server's port.
+        squatter.bind(("127.0.0.1", broken.ports["apiserver"]))
+        squatter.listen()
+
+        with pytest.raises(ClusterError) as failure:
+            broken.start()
+
+    message = str(failure.value)
+    assert message.startswith("kube-apiserver exited with")
+    assert "address already in use" in message
+    assert broken.leftovers() == {"processes": [], "mounts": []}
+    assert not broken.dir.exists()
