@@ -9,7 +9,7 @@ from oet.domain import ProcedureState, StateConflict
 from oet.kube import from_custom_resource
 from oet.kube.resource import AbortOutcome, RunnerRef
 from oet.operator.retention import procedures_to_delete
-from oet.operator.status import FINISHED, status_patch_for
+from oet.kube.status import FINISHED, status_patch_for
 from tests.unit.kube_fixtures import resource
 
 S = ProcedureState
