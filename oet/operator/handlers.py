@@ -83,8 +83,9 @@ async def stop_sweep(memo: kopf.Memo, **_: Any) -> None:
 def login(**_: Any) -> kopf.ConnectionInfo:
     """The same credentials as every OET component: the Pod's ServiceAccount, else kubeconfig."""
     configuration = client_configuration()
-    token = configuration.get_api_key_with_prefix("authorization") or ""
-    scheme, _space, secret = token.partition(" ")
+    token = configuration.get_api_key_with_prefix("BearerToken", alias="authorization") or ""
+    scheme, _space, secret = token.rpartition(" ")
+    scheme = scheme or "Bearer"
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert,

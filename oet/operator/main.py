@@ -22,6 +22,7 @@ def main() -> None:
     settings = get_settings()
     namespace = current_namespace(settings.kube_namespace)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)  # not every handler success
     logging.getLogger("oet.operator").info("OET operator for namespace %s", namespace)
     kopf.run(
         standalone=True,
