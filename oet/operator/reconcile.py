@@ -208,7 +208,12 @@ class Reconciler:
         )
         log.info("%s: %s", procedure["metadata"]["name"], message)
         outcome = AbortOutcome(sent=sent, message=f"sent by the operator: {message}")
-        if not self.patch_status(procedure, abort=outcome):
+        # How the runner died stays the reason (Killed, OOMKilled); a plain stop becomes
+        # Aborted or AbortFailed, as when the runner sends the Abort itself.
+        reason = read_status(procedure).reason
+        if reason == "Stopped":
+            reason = None
+        if not self.patch_status(procedure, abort=outcome, reason=reason):
             log.warning(
                 "%s: abort outcome not recorded (the procedure changed)",
                 procedure["metadata"]["name"],

@@ -26,6 +26,8 @@ from tests.k8s.cluster import REPO
 from tests.k8s.workloads import Manifest, Namespace, cluster_values
 
 SCRIPTS_DIR = "/test-scripts"
+RUNNER_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+"""Small enough that the memory hog meets its limit quickly; enough for the runner itself."""
 FINAL = {"COMPLETED", "FAILED", "STOPPED"}
 
 SCRIPTS = {
@@ -118,9 +120,7 @@ class Operator:
             "OET_KUBE_NAMESPACE": namespace.name,
             "OET_RUNNER_IMAGE": namespace.cluster.image,
             "OET_RUNNER_POD_OVERRIDES": json.dumps(runner_overrides(namespace)),
-            "OET_RUNNER_RESOURCES": json.dumps(
-                {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-            ),  # fmt: skip
+            "OET_RUNNER_RESOURCES": json.dumps(RUNNER_RESOURCES),
             "OET_STOP_GRACE": "5",
             "OET_ABORT_TIMEOUT": "5",
             "OET_OPERATOR_HEALTH_PORT": str(self.port),
@@ -206,8 +206,9 @@ def wait_state(namespace: Namespace, name: str, states: set[str] | str,
                timeout: float = 120) -> Manifest:  # fmt: skip
     """Wait until the Procedure's status.state is one of `states`; return it."""
     wanted = {states} if isinstance(states, str) else states
-    return namespace.wait_for("procedure", name,
-                              lambda p: p.get("status", {}).get("state") in wanted, timeout)  # fmt: skip
+    return namespace.wait_for(
+        "procedure", name, lambda p: p.get("status", {}).get("state") in wanted, timeout
+    )
 
 
 def runner_pod(namespace: Namespace, name: str) -> Manifest | None:
