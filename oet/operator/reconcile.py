@@ -201,7 +201,15 @@ class Reconciler:
                 self._abort(fresh)
 
     def _abort(self, procedure: ProcedureResource) -> None:
-        """Send the Abort a stop asked for, whose runner was gone, and record what it did."""
+        """Send the Abort a stop asked for, whose runner was gone, and record what it did.
+
+        Decided again on a fresh read: an event that arrived meanwhile may carry an
+        older body, and an Abort must reach the subarray once, not once per event.
+        """
+        fresh = self.read_procedure(procedure["metadata"]["name"])
+        if fresh is None or not abort_owed(fresh):
+            return
+        procedure = fresh
         subarray = read_spec(procedure).init.keyword_args.get("subarray_id")
         sent, message = send_abort(
             subarray, self.settings.abort_fqdn_template, self.settings.abort_timeout

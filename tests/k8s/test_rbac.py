@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 import pytest
+from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
 
+from oet.kube import GROUP, PLURAL, VERSION, ProcedureResource
+from oet.kube.client import client_configuration
+from oet.kube.events import script_event
 from tests.k8s.oet_operator import create_procedure, install
 from tests.k8s.workloads import Namespace
 
@@ -37,14 +42,24 @@ JOB = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "sneaky"},
 
 
 def test_runner_reads_its_procedure_and_writes_only_status_and_events(installed: Namespace) -> None:
-    runner = acting_as(installed, "oet-runner")
-    status = json.dumps({"status": {"state": "INITIALISING"}})
+    # The runner's own calls, with the runner's identity.
+    config = client_configuration(str(installed.service_account_kubeconfig("oet-runner")))
+    objects = CustomObjectsApi(ApiClient(config))
+    ns = installed.name
 
-    assert runner("get", "procedure", "procedure-1")[0] == 0
-    assert runner("patch", "procedure", "procedure-1", "--subresource=status", "--type=merge",
-                  "-p", status)[0] == 0  # fmt: skip
-    assert runner("auth", "can-i", "create", "events")[1].strip() == "yes"
+    procedure: ProcedureResource = objects.get_namespaced_custom_object(  # type: ignore[assignment]
+        GROUP, VERSION, ns, PLURAL, "procedure-1"
+    )
+    objects.patch_namespaced_custom_object_status(
+        GROUP, VERSION, ns, PLURAL, "procedure-1", {"status": {"state": "INITIALISING"}}
+    )
+    body, _ = script_event(procedure, "user.script.announce", {"msg": "hi"}, time.time(), 1, "p")
+    CoreV1Api(ApiClient(config)).create_namespaced_event(ns, body)  # type: ignore[arg-type]
+
+    assert installed.get("procedure", "procedure-1")["status"]["state"] == "INITIALISING"
+    runner = acting_as(installed, "oet-runner")
     assert runner("auth", "can-i", "watch", "procedures")[1].strip() == "yes"
+    assert runner("get", "events", "-l", "oet.skao.int/procedure=procedure-1")[0] != 0
 
 
 def test_runner_is_refused_jobs_secrets_and_spec_changes(installed: Namespace) -> None:
