@@ -24,6 +24,7 @@ from tests.k8s.oet_operator import (
     install,
     jobs_of,
     procedure,
+    runner_overrides,
     runner_pids,
     runner_pod,
     script_events,
@@ -294,4 +295,26 @@ def test_image_that_cannot_start_ends_failed_and_its_job_is_removed(oet: OET) ->
     assert status(done)["state"] == "FAILED"
     assert status(done)["reason"] == "ImageNotPresent"
     assert "oet-not-on-this-node" in status(done)["message"]
+    wait(lambda: jobs_of(ns, name) == [], 60, "the runner Job to be deleted")
+
+
+def test_stop_while_the_runner_pod_waits_to_start_ends_stopped_and_removes_the_job(
+    oet: OET,
+) -> None:
+    ns = oet.namespace
+    nowhere = runner_overrides(ns)
+    nowhere["spec"]["nodeSelector"] = {"oet.skao.int/no-such-node": "true"}
+    oet.restart(OET_RUNNER_POD_OVERRIDES=json.dumps(nowhere))
+    try:
+        name = create_procedure(ns, 13, "announce.py")
+        wait(lambda: (runner_pod(ns, name) or {}).get("status", {}).get("phase") == "Pending",
+             60, "a Pending runner Pod")  # fmt: skip
+        set_desired(ns, name, "STOPPED")
+        done = ended(oet, name, timeout=60)
+    finally:
+        oet.restart(OET_RUNNER_POD_OVERRIDES=json.dumps(runner_overrides(ns)))
+
+    assert status(done)["state"] == "STOPPED"
+    assert status(done)["reason"] == "StoppedBeforeStart"
+    assert "running" not in status(done)["stateTimes"]
     wait(lambda: jobs_of(ns, name) == [], 60, "the runner Job to be deleted")
