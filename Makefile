@@ -1,5 +1,5 @@
 # OET developer entry points. `make rest` and `make test` are all a fresh machine needs.
-# The Kubernetes test cluster's first build takes ~20-30 min on 2 cores (cached in ~/.cache/oet).
+# The Kubernetes test cluster's first build takes ~20 min on 2 cores (then cached in ~/.cache/oet).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.k8s import components, node, pki
+from tests.k8s import components, node, pki, reaper
 
 REPO = Path(__file__).resolve().parents[2]
 PREPARE = REPO / "k8s" / "testenv" / "prepare.py"
@@ -120,6 +120,8 @@ class Cluster:
     def start(self, timeout: float = 120.0) -> Cluster:
         """Start every component in order and wait until Pods can be created; return self."""
         atexit.register(self.stop)
+        for abandoned in reaper.reap_abandoned(self.dir.parent):
+            print(f"[cluster] cleaned up abandoned run {abandoned}", file=sys.stderr)
         try:
             self.artefacts = prepare()
             components.start_all(self, timeout)
@@ -148,7 +150,9 @@ class Cluster:
                 by_name[name].terminate(timeout=30)
         if left:
             print(f"[cluster] could not unmount: {left}", file=sys.stderr)
-        elif not os.environ.get("OET_K8S_KEEP"):
+        elif os.environ.get("OET_K8S_KEEP"):
+            (self.dir / "pids.json").unlink(missing_ok=True)  # stopped: nothing to reap
+        else:
             subprocess.run(["rm", "-rf", "--one-file-system", str(self.dir)], check=False)
         atexit.unregister(self.stop)
 
