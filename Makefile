@@ -40,6 +40,7 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict k8s/testenv/*.py
 	$(BIN)/lint-imports
 
 bench: install ## measure latency, throughput and memory against a fresh server
