@@ -118,3 +118,14 @@ async def update_procedure(
     bus.publish(Topic.REQUEST_START, {"run_args": run.to_json() if run else None}, number)
     procedure = await backend.start(number, run)
     return JSONResponse({"procedure": _summary(request, procedure)})
+
+
+@router.delete("/procedures/{pid}", summary="Discard a procedure that is not executing")
+async def discard_procedure(
+    pid: str, request: Request, backend: BackendDep, bus: BusDep
+) -> JSONResponse:
+    """Forget a CREATED or ended procedure (its idle runner ends); never sends ``Abort``."""
+    number = _pid(pid)
+    bus.publish(Topic.REQUEST_DISCARD, {"pids": [number]}, number)
+    procedure = await backend.discard(number)
+    return JSONResponse({"procedure": _summary(request, procedure)})

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from oet import scripting
+from oet.domain.events import clashes
 from oet.runner.abort import send_abort
 from oet.runner.channels import Channel
 
@@ -52,12 +53,22 @@ class _Runner:
         self.abort_requested = False
         self.interruptible = False
         self.main_thread = threading.main_thread()
+        self.warned: set[tuple[str, ...]] = set()
+        self.in_script = False  # script code (not a wait of the runner's) is executing
+        self.stopped_script = False  # a stop interrupted script code
 
     # -- reports ----------------------------------------------------------
     def report_state(self, state: str, **extra: Any) -> None:
         self.channel.send({"type": "state", "state": state, "time": time.time(), **extra})
 
     def report_event(self, topic: str, payload: dict[str, Any], when: float) -> None:
+        if (shadowed := clashes(payload)) and (topic, *shadowed) not in self.warned:
+            self.warned.add((topic, *shadowed))
+            print(
+                f"oet runner: event {topic!r} uses {', '.join(shadowed)}, which OET sets on"
+                " every event; on the stream the script's value is only under 'payload'",
+                file=sys.stderr,
+            )
         self.channel.send({"type": "event", "topic": topic, "payload": payload, "time": when})
 
     def forward_pubsub(self) -> None:
@@ -101,20 +112,39 @@ class _Runner:
 
     # -- the procedure ------------------------------------------------------
     def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` (script code, or a wait) so that a stop interrupts it."""
+        """Call script code so that a stop interrupts it."""
+        return self._interruptible(True, fn, args, kwargs)
+
+    def wait(self, fn: Any) -> Any:
+        """Call ``fn``, a wait of the runner's own (not script code), interruptibly."""
+        return self._interruptible(False, fn, (), {})
+
+    def _interruptible(
+        self, script: bool, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Remembers whether a stop interrupted script code: only then may Abort be sent."""
         self.interruptible = True
         try:
             if self.stop_requested.is_set():
                 raise StopRequested
+            self.in_script = script
             return fn(*args, **kwargs)
+        except StopRequested:
+            self.stopped_script = self.in_script
+            raise
         finally:
             self.interruptible = False
+            self.in_script = False
 
     def stopped(self) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may interrupt the abort
         self.channel.send({"type": "interrupted", "time": time.time()})
         abort = None
-        if self.abort_requested:
+        if self.abort_requested and not self.stopped_script:
+            # Abort is for a subarray this script was commanding; it never ran here.
+            message = "Abort not sent: the script was not executing when the stop arrived"
+            abort = {"sent": False, "message": message}
+        elif self.abort_requested:
             settings = self.load.get("abort", {})
             sent, message = send_abort(
                 self.load.get("subarray_id"),
@@ -148,7 +178,7 @@ class _Runner:
             if not callable(entry):
                 raise AttributeError("the script defines neither run() nor main()")
             self.report_state("CREATED")
-            start = self.call(self.starts.get)
+            start = self.wait(self.starts.get)
             self.call(entry, *start.get("args", []), **start.get("kwargs", {}))
         except StopRequested:
             return self.stopped()

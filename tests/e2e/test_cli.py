@@ -239,10 +239,15 @@ def test_stop_without_run_abort_only_stops_the_script(
     assert "Abort" not in procedure(api, 1)["history"]["reason"]
 
 
-def test_stop_pid_can_stop_a_procedure_that_was_never_started(oet: Oet, api: httpx.Client) -> None:
+def test_stop_of_a_procedure_that_was_never_started_is_refused_in_one_line(
+    oet: Oet, api: httpx.Client
+) -> None:
     oet.ok("create", HELLO)
-    assert oet.ok("stop", "--pid=1", "--no-run-abort") == "Successfully stopped script with ID 1\n"
-    assert procedure(api, 1)["state"] == "STOPPED"
+    result = oet("stop", "--pid=1", "--no-run-abort")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 409 Conflict: Procedure 1 is CREATED:")
+    assert "oet discard --pid=1" in result.stderr
+    assert procedure(api, 1)["state"] == "CREATED"
 
 
 def test_stop_with_nothing_running_is_one_line_and_exit_1(oet: Oet) -> None:
@@ -261,7 +266,8 @@ def test_stopping_a_finished_procedure_maps_the_409_to_one_line(
     result = oet("stop", "--pid=1")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: 409 Conflict: Procedure 1 is COMPLETED: there is nothing to stop\n"
+        "Error: 409 Conflict: Procedure 1 is COMPLETED: its script has ended, so there is"
+        " nothing to stop and nothing was aborted. Check the ID with 'oet list'\n"
     )
 
 
@@ -366,8 +372,6 @@ def test_listen_filters_by_topic_prefix_and_procedure(
 ) -> None:
     oet.ok("create", HELLO)
     oet.ok("create", HELLO)
-    oet.ok("stop", "--pid=1", "--no-run_abort")
-    oet.ok("stop", "--pid=2", "--no-run_abort")
 
     def ask_to_stop_both() -> None:  # each publishes request.procedure.stop, then gets a 409
         api.get("/procedures")
