@@ -75,8 +75,9 @@ class _Runner:
         """Forward every pypubsub message the script sends, as SKA scripts use it."""
         from pubsub import pub
 
-        def listener(topic: Any = pub.AUTO_TOPIC, **kwargs: Any) -> None:
-            self.report_event(topic.getName(), kwargs, time.time())
+        # An unlikely parameter name, so that a message may carry a ``topic`` field.
+        def listener(oet_pubsub_topic: Any = pub.AUTO_TOPIC, **kwargs: Any) -> None:
+            self.report_event(oet_pubsub_topic.getName(), kwargs, time.time())
 
         self._pubsub_listener = listener  # pypubsub holds listeners weakly
         pub.subscribe(listener, pub.ALL_TOPICS)

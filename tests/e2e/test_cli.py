@@ -322,7 +322,7 @@ def test_describe_with_nothing_created_is_one_line(oet: Oet) -> None:
 def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     server: Server, oet: Oet
 ) -> None:
-    with Follower([*OET, "listen"], {"OET_REST_URI": server.procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": server.procedures}) as listener:
         output = listen_while_hello_runs(listener, oet)
         assert listener.interrupt() == 0
         assert listener.stderr() == ""
@@ -342,7 +342,7 @@ def test_listen_carries_on_across_a_server_restart_and_says_it_resynced(
     make_server: Callable[..., Server],
 ) -> None:
     first = make_server()
-    with Follower([*OET, "listen"], {"OET_REST_URI": first.procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": first.procedures}) as listener:
         listener.wait_for_text(
             "event: request.procedure.list", poke=lambda: httpx.get(first.procedures)
         )
@@ -379,7 +379,9 @@ def test_listen_filters_by_topic_prefix_and_procedure(
             api.put(f"/procedures/{pid}", json={"state": "STOPPED"})
 
     options = ["--pid", "2", "--topic", "request.procedure.stop", "--topic", "user."]
-    with Follower([*OET, "listen", *options], {"OET_REST_URI": server.procedures}) as listener:
+    with Follower(
+        [*OET, "listen", "--raw", *options], {"OET_REST_URI": server.procedures}
+    ) as listener:
         listener.wait_for_text("event: request.procedure.stop", poke=ask_to_stop_both)
         seen = len(data_of(listener.output()))
         ask_to_stop_both()  # the list and the stop of 1 come first and must be filtered out
