@@ -5,8 +5,6 @@ signal handling or absence of a traceback matters as a user sees it run as
 the installed ``oet`` console script in a subprocess.
 """
 
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from oet.cli.main import app
-from tests.commands import OET, Follower, data_of
-from tests.conftest import REPO, Server, free_port, wait_for
+from tests.commands import OET, Follower, data_of, run_installed
+from tests.conftest import Server, free_port, wait_for
 from tests.procedures import written_json
 
 pytestmark = pytest.mark.e2e
@@ -69,17 +67,6 @@ def procedure(api: httpx.Client, pid: int) -> dict[str, Any]:
 
 def state_becomes(api: httpx.Client, pid: int, state: str) -> None:
     wait_for(lambda: procedure(api, pid)["state"] == state, 20, f"procedure {pid} {state}")
-
-
-def run_installed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OET, *args],
-        env={**os.environ, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def recording_script(script: Callable[[str], str], tmp_path: Path, forever: bool) -> str:
