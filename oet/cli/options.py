@@ -30,15 +30,38 @@ def _boolean_flags(params: list[Any]) -> dict[str, tuple[Any, bool]]:
     return spellings
 
 
-def rewrite_boolean_values(args: list[str], params: list[Any]) -> list[str]:
+def _joined(args: list[str], flags: dict[str, tuple[Any, bool]]) -> list[str]:
+    """``--flag VALUE`` as ``--flag=VALUE`` where VALUE reads as true or false."""
+    joined: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--":
+            return [*joined, word, *words]
+        if word in flags and (following := next(words, None)) is not None:
+            if following.strip().lower() in TRUE | FALSE:
+                joined.append(f"{word}={following}")
+                continue
+            joined.extend((word, following))
+            continue
+        joined.append(word)
+    return joined
+
+
+def rewrite_boolean_values(
+    args: list[str], params: list[Any], separate_values: bool = False
+) -> list[str]:
     """``args`` with each ``--flag=value`` of a boolean option turned into its bare form.
 
     ``--run_abort=False`` becomes ``--no-run_abort``; ``--wait=1`` becomes
     ``--wait``; ``--wait=0`` (a flag without a negation) is dropped, which
-    leaves the default of False. Raises typer.BadParameter for a value that
-    is neither true nor false (typer.BadParameter). Words after ``--`` are left alone.
+    leaves the default of False. With ``separate_values`` (for commands that
+    take no arguments of their own), ``--run_abort False`` is read the same
+    way. Raises typer.BadParameter for a value that is neither true nor
+    false. Words after ``--`` are left alone.
     """
     flags = _boolean_flags(params)
+    if separate_values:
+        args = _joined(args, flags)
     rewritten: list[str] = []
     for position, word in enumerate(args):
         if word == "--":
@@ -70,7 +93,10 @@ class OetCommand(TyperCommand):
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Rewrite ``--flag=value`` words, then parse as click does."""
         try:
-            rewritten = rewrite_boolean_values(args, list(self.params))
+            takes_words = self.allow_extra_args or any(
+                getattr(p, "param_type_name", "") == "argument" for p in self.params
+            )
+            rewritten = rewrite_boolean_values(args, list(self.params), not takes_words)
         except typer.BadParameter as exc:
             exc.ctx = ctx
             raise

@@ -77,6 +77,8 @@ STOP_FORMS = [
     ("--run_abort=true", True),
     ("--run_abort=1", True),
     ("--run_abort", True),
+    ("--run_abort False", False),
+    ("--run_abort True", True),
 ]
 
 
@@ -88,7 +90,7 @@ def test_stop_takes_run_abort_in_every_documented_form(
     start(api, pid)
     wait_for_state(api, pid, "RUNNING")
 
-    message = oet_ok("stop", f"--server-url={server.procedures}", f"--pid={pid}", option)
+    message = oet_ok("stop", f"--server-url={server.procedures}", f"--pid={pid}", *option.split())
 
     if aborts:  # no Tango device here: the abort is attempted and reported as failed
         assert message.startswith(f"Stopped script with ID {pid}, but subarray activity was not")

@@ -54,6 +54,17 @@ def test_a_flag_without_a_negation_given_false_is_left_at_its_default() -> None:
     assert rewrite_boolean_values(["--wait=1", "bob"], start_params()) == ["--wait", "bob"]
 
 
+def test_a_command_without_arguments_also_reads_flag_space_value() -> None:
+    words = ["--run_abort", "False", "--pid", "3"]
+    assert rewrite_boolean_values(words, stop_params(), separate_values=True) == [
+        "--no-run_abort",
+        "--pid",
+        "3",
+    ]
+    # start takes script arguments: a word after --wait is the script's
+    assert rewrite_boolean_values(["--wait", "1"], start_params()) == ["--wait", "1"]
+
+
 def test_script_arguments_and_words_after_a_double_dash_are_left_alone() -> None:
     words = ["--simulate=false", "--verbose=true", "--", "--wait=0"]
     assert rewrite_boolean_values(words, start_params()) == words
