@@ -85,7 +85,7 @@ def create(
         words = [script_uri, *words] if script_uri is not None else words
         script_uri = script_uri_option
     if script_uri is None:
-        fail("Missing the script to load: oet create SCRIPT_URI [ARGS]...", code=2)
+        ctx.fail("Missing argument 'SCRIPT_URI'.")
     given = parse_script_args(words)
     init = ProcedureInput(given.args, {"subarray_id": 1, **given.kwargs})
     with session(ctx, server_url) as client:

@@ -317,11 +317,11 @@ def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     events = data_of(output)
     hello = next(e for e in events if e["topic"] == "user.script.hello")
     assert hello["payload"] == {"greeting": "Hello, Ada!"}
+    assert hello["greeting"] == "Hello, Ada!"
     assert hello["procedure_id"] == 1
     assert hello["source"] == "script"
-    assert all(
-        set(e) == {"id", "topic", "time", "procedure_id", "source", "payload"} for e in events
-    )
+    envelope = {"id", "topic", "time", "procedure_id", "source", "payload", "msg_src"}
+    assert all(set(e) == envelope | set(e["payload"]) for e in events)
     assert "\n\nevent: procedure.lifecycle.started\n" in output  # a blank line between events
 
 
