@@ -322,7 +322,8 @@ def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     assert hello["source"] == "script"
     envelope = {"id", "topic", "time", "procedure_id", "source", "payload", "msg_src"}
     assert all(set(e) == envelope | set(e["payload"]) for e in events)
-    assert "\n\nevent: procedure.lifecycle.started\n" in output  # a blank line between events
+    assert "\n\nid: " in output  # a blank line between events
+    assert "\nevent: procedure.lifecycle.started\n" in output
 
 
 def test_listen_carries_on_across_a_server_restart_and_says_it_resynced(
