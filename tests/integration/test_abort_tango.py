@@ -25,7 +25,16 @@ from tango.test_context import DeviceTestContext
 from oet.runner.abort import send_abort
 from tests.commands import OET
 from tests.conftest import REPO, Server, free_port, wait_for
-from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP, create_id, get, start, stop
+from tests.procedures import (
+    ANNOUNCES_THEN_SLEEPS,
+    IGNORES_STOP,
+    create,
+    create_id,
+    get,
+    pid_of,
+    start,
+    stop,
+)
 from tests.sse import EventStream
 
 pytestmark = pytest.mark.tango
@@ -210,7 +219,7 @@ def test_send_abort_to_a_slow_subarray_gives_up_after_the_timeout(
 
 # -- through the REST server and the runner -------------------------------------------
 
-ServerFor = Callable[[str], tuple[Server, httpx.Client]]
+ServerFor = Callable[..., tuple[Server, httpx.Client]]
 
 
 def running_procedure(server: Server, api: httpx.Client, uri: str, **init_kwargs: Any) -> int:
@@ -249,12 +258,13 @@ def server_for(make_server: Callable[..., Server]) -> Iterator[ServerFor]:
     """A server whose abort hook uses ``template`` (abort timeout 2 s, stop grace 1 s)."""
     clients: list[httpx.Client] = []
 
-    def make(template: str) -> tuple[Server, httpx.Client]:
+    def make(template: str, **env: str) -> tuple[Server, httpx.Client]:
         server = make_server(
             env={
                 "OET_ABORT_FQDN_TEMPLATE": template,
                 "OET_ABORT_TIMEOUT": "2",
                 "OET_STOP_GRACE": "1",
+                **env,
             }
         )
         clients.append(server.client())
@@ -413,3 +423,38 @@ def test_oet_stop_of_a_created_procedure_explains_itself_and_aborts_nothing(
     assert len(done.stderr.splitlines()) == 1
     assert subarray.aborts == before
     assert get(api, pid)["state"] == "CREATED"
+
+
+HANGS_IN_INIT = """
+import time
+from oet import scripting
+
+
+def init(subarray_id=None):
+    scripting.publish("test.in_init")
+    time.sleep(3600)
+
+
+def run():
+    pass
+"""
+
+
+@pytest.mark.e2e
+def test_stop_with_abort_of_a_hung_init_interrupts_it_and_aborts_the_subarray(
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
+) -> None:
+    # init() is script code: it may already be commanding the subarray (docs/rest-api.md)
+    server, api = server_for(subarray.template, OET_CREATE_WAIT="0.5")
+    with EventStream(f"{server.api}/stream") as stream:
+        procedure = create(api, script(HANGS_IN_INIT), init={"kwargs": {"subarray_id": 1}})
+        assert procedure["state"] == "INITIALISING"
+        pid = pid_of(procedure)
+        stream.until_topic("test.in_init", pid, timeout=20)
+    before = subarray.aborts
+
+    message, stopped = stop_with_abort(api, pid)
+
+    assert message == f"Successfully stopped script with ID {pid} and aborted subarray activity"
+    assert "CREATED" not in stopped["history"]["process_states"]
+    assert subarray.aborts == before + 1
