@@ -14,6 +14,7 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -81,6 +82,19 @@ def test_readme_oet_session_works_twice_on_one_server(server: Server) -> None:
     for _ in range(2):
         run_section("A session with the `oet` command", server)
         assert newest_states(server, 3) == ["COMPLETED", "COMPLETED", "STOPPED"]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("section", ["A session with the `oet` command", "The same with curl"])
+def test_readme_sections_work_again_after_a_server_restart(
+    make_server: Callable[..., Server], section: str
+) -> None:
+    first = make_server()
+    run_section(section, first)
+    first.stop()
+    second = make_server(db_path=first.db_path, port=first.port)
+    run_section(section, second)
+    assert "STOPPED" in newest_states(second, 1)
 
 
 @pytest.mark.e2e
