@@ -132,8 +132,10 @@ def start(
     """Start a procedure executing: call its script's run().
 
     ARGS are passed to run(); without any, run() gets those given at creation
-    (none by default). Only one procedure can be executing at any time. With
-    --wait, follow it until it ends and exit with how it ended.
+    (none by default). --pid, --wait and --server-url are oet's own options;
+    every other --key=value goes to run(). Only one procedure can be executing
+    at any time. With --wait, follow it until it ends and exit with how it
+    ended.
     """
     run = parse_script_args(script_args) if script_args else None
     with session(ctx, server_url) as client:
