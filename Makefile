@@ -1,14 +1,15 @@
 # OET developer entry points. `make rest` and `make test` are all a fresh machine needs.
+# The Kubernetes test cluster's first build takes ~20-30 min on 2 cores (cached in ~/.cache/oet).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help install rest test lint bench clean
+.PHONY: help install rest test test-k8s cluster-build cluster lint bench clean browser screenshot
 
 help: ## show the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +24,17 @@ install: $(VENV)/.installed ## create .venv and install OET with its test tools
 rest: install ## start the embedded OET REST server on $(HOST):$(PORT)
 	$(BIN)/oet-rest --host $(HOST) --port $(PORT)
 
-test: lint ## lint, then run the whole test suite
+test: lint browser cluster-build ## lint, then run the whole test suite (browser and Kubernetes tests included)
 	$(BIN)/python -m pytest
+
+test-k8s: cluster-build ## run only the tests on the real single-node Kubernetes test cluster
+	$(BIN)/python -m pytest -m k8s tests/k8s
+
+cluster-build: install ## build (once, cached) the test cluster's binaries and images
+	nice -n 10 $(BIN)/python k8s/testenv/prepare.py >/dev/null
+
+cluster: cluster-build ## start the test cluster, print how to use kubectl with it; Ctrl-C stops it
+	$(BIN)/python -m tests.k8s.cluster
 
 lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/ruff check .
@@ -34,6 +44,17 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 
 bench: install ## measure latency, throughput and memory against a fresh server
 	$(BIN)/python bench/bench_embedded.py
+
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CONSOLE_PNG ?= docs/console.png
+
+browser: ## install Debian's Chromium for the console's browser tests, if it is missing
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		$(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+screenshot: install browser ## photograph the console of a real server into $(CONSOLE_PNG)
+	$(BIN)/python tools/console_screenshot.py --output $(CONSOLE_PNG) --chromium $(CHROMIUM)
 
 clean: ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -343,7 +343,7 @@ def print_table(report: list[Figure]) -> None:
 async def measure(endpoint: Endpoint, pid: int | None, args: argparse.Namespace) -> Samples:
     """Run the phases in order against the server at ``endpoint``."""
     samples = Samples()
-    with tempfile.TemporaryDirectory(prefix="oet-bench-scripts-") as folder:
+    with tempfile.TemporaryDirectory(prefix="oet-bench-scripts-", dir=args.script_dir) as folder:
         noop, ticker = Path(folder, "bench_noop.py"), Path(folder, "bench_ticker.py")
         noop.write_text(NOOP_SCRIPT)
         ticker.write_text(TICKER_SCRIPT)
@@ -405,6 +405,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         " (default: start one with a temporary database)",
     )
     parser.add_argument("--pid", type=int, help="with --url: the server's process ID")
+    parser.add_argument(
+        "--script-dir",
+        type=Path,
+        help="where the benchmark writes its scripts, in a fresh subfolder: with --url, one"
+        " of the server's script_dirs (default: the system's temporary folder)",
+    )
     parser.add_argument(
         "--source",
         type=Path,

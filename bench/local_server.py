@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,7 +48,11 @@ def own_server(workdir: Path, source: Path, profile: Path | None) -> Iterator[Lo
         raise ValueError(f"{source} holds no oet package to run the server from")
     port = free_port()
     log = workdir / "server.log"
-    env = {**os.environ, "OET_DB_PATH": str(workdir / "oet.sqlite3")}
+    env = {
+        **os.environ,
+        "OET_DB_PATH": str(workdir / "oet.sqlite3"),
+        "OET_SCRIPT_DIRS": tempfile.gettempdir(),  # the benchmark writes its scripts there
+    }
     profiler = ["-m", "cProfile", "-o", str(profile.resolve())] if profile else []
     command = [sys.executable, *profiler, "-m", "oet.api.server", "--port", str(port)]
     with log.open("wb") as out:

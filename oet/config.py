@@ -8,11 +8,12 @@ holds the ``oet`` package); ``OET_CONFIG_FILE`` names another file instead.
 
 import configparser
 import functools
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -22,6 +23,10 @@ INSTALL_ROOT = Path(__file__).resolve().parent.parent
 def _default_db_path() -> Path:
     data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "oet" / "procedures.sqlite3"
+
+
+def _default_runner_resources() -> dict[Literal["requests", "limits"], dict[str, str]]:
+    return {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 
 
 def ini_files() -> list[Path]:
@@ -91,6 +96,64 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body the REST server accepts."
     )
+    script_dirs: str = Field(
+        default_factory=lambda: str(INSTALL_ROOT / "scripts"),
+        description="Directories scripts may be loaded from, separated by ':' like PATH.",
+    )
+    api_token: str | None = Field(
+        None,
+        description="When set, requests that change anything must carry"
+        " 'Authorization: Bearer <token>'; the CLI sends it.",
+    )
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients reach the server at (e.g. https://oet.example.org),"
+        " used in procedure URIs instead of the request's Host header.",
+    )
+    script_output_limit: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Bytes of script output per runner per minute copied to the server log.",
+    )
+
+    def allowed_script_dirs(self) -> list[Path]:
+        """``script_dirs`` as resolved directories (empty entries ignored)."""
+        return [Path(os.path.realpath(d)) for d in self.script_dirs.split(":") if d.strip()]
+
+    # -- Kubernetes backend: where procedures live and how runner Jobs are made --
+    kube_namespace: str = Field(
+        "", description="Namespace of Procedures and runner Jobs; empty: OET's own namespace."
+    )
+    runner_image: str = Field("oet:latest", description="Container image of runner Pods.")
+    runner_image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="When the kubelet pulls the runner image."
+    )
+    runner_service_account: str = Field(
+        "oet-runner", description="ServiceAccount runner Pods run as."
+    )
+    runner_resources: dict[Literal["requests", "limits"], dict[str, str]] = Field(
+        default_factory=_default_runner_resources,
+        description="Runner container resources (JSON: requests and limits).",
+    )
+    runner_job_ttl: int = Field(
+        3600, ge=0, description="Seconds a finished runner Job (and its logs) is kept."
+    )
+    runner_deadline: int = Field(
+        0, ge=0, description="Seconds a runner may exist before it is stopped; 0: no limit."
+    )
+    runner_start_timeout: float = Field(
+        300.0, gt=0, description="Seconds a runner Pod may take to get its container running."
+    )
+    runner_pod_overrides: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON merged into the runner Pod template (node selectors, volumes, ...).",
+    )
+
+    @field_validator("runner_resources", "runner_pod_overrides", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        """Accept JSON text for object settings (``oet.ini`` gives strings)."""
+        return json.loads(value) if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(

@@ -53,7 +53,13 @@ class Server:
         self.base = f"http://127.0.0.1:{self.port}"
         self.api = f"{self.base}/api/v1.0"
         self.procedures = f"{self.api}/procedures"
-        self.env = {**os.environ, "OET_DB_PATH": str(db_path), **(env or {})}
+        self.env = {
+            **os.environ,
+            "OET_DB_PATH": str(db_path),
+            # the example scripts, and the ones tests write beside the database
+            "OET_SCRIPT_DIRS": f"{SCRIPTS}:{db_path.parent}",
+            **(env or {}),
+        }
         self.log = db_path.with_suffix(f".{self.port}.log")
         self.process: subprocess.Popen[bytes] | None = None
 

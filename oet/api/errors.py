@@ -4,25 +4,33 @@
 
 Also limits request bodies, so an oversized upload is refused with 413
 before it is read into memory.
+
+A 500 says only that the request failed, with an error id; the details
+(exception, SQLite message, runner output) go to the server log under that
+id, never to the client.
 """
 
 import http
 import logging
+import uuid
 from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from oet.api.guards import NotJSONContent
 from oet.api.models import BodyNotJSON, BodyWrongShape, describe_problems
+from oet.api.responses import JSONBody
 from oet.domain import (
     InvalidRequest,
+    NotAuthorised,
     OETError,
     ProcedureNotFound,
     RunnerError,
+    ScriptNotAllowed,
     ScriptNotFound,
     StateConflict,
 )
@@ -36,10 +44,13 @@ class BodyTooLarge(InvalidRequest):
 
 # Most specific first: the first class an error is an instance of decides.
 _STATUS: list[tuple[type[OETError], int, str]] = [
+    (NotAuthorised, 401, "Unauthorized"),
     (BodyTooLarge, 413, "PayloadTooLarge"),
+    (NotJSONContent, 415, "UnsupportedMediaType"),
     (BodyNotJSON, 400, "MalformedRequest"),
     (BodyWrongShape, 422, "MalformedRequest"),
     (ScriptNotFound, 400, "ScriptNotFound"),
+    (ScriptNotAllowed, 400, "ScriptNotAllowed"),
     (InvalidRequest, 400, "InvalidRequest"),
     (ProcedureNotFound, 404, "ResourceNotFound"),
     (StateConflict, 409, "StateConflict"),
@@ -50,25 +61,44 @@ _STATUS: list[tuple[type[OETError], int, str]] = [
 
 def error_response(
     status: int, error_type: str, message: str, headers: Mapping[str, str] | None = None
-) -> JSONResponse:
+) -> JSONBody:
     """The documented error body with its HTTP status."""
     phrase = http.HTTPStatus(status).phrase
     body = {"error": f"{status} {phrase}", "type": error_type, "Message": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONBody(body, status_code=status, headers=headers)
 
 
-def _oet_error(request: Request, exc: Exception) -> JSONResponse:
+def _server_failed(request: Request, error_type: str, exc: BaseException) -> JSONBody:
+    """A 500 that names only an error id; the log has the details under that id."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "error %s serving %s %s: %s: %s",
+        error_id,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+        exc_info=None if isinstance(exc, OETError) else exc,
+    )
+    message = f"The OET server could not complete the request (error id {error_id} in its log)"
+    return error_response(500, error_type, message)
+
+
+def _oet_error(request: Request, exc: Exception) -> JSONBody:
     status, name = next((s, n) for cls, s, n in _STATUS if isinstance(exc, cls))
-    return error_response(status, name, str(exc))
+    if status >= 500:
+        return _server_failed(request, name, exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return error_response(status, name, str(exc), headers)
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> JSONBody:
     # Bodies are parsed by parse_body; this keeps any framework validation in the same shape.
     assert isinstance(exc, RequestValidationError)
     return error_response(422, "MalformedRequest", describe_problems(exc.errors()))
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> JSONBody:
     assert isinstance(exc, HTTPException)
     name = http.HTTPStatus(exc.status_code).phrase.replace(" ", "")
     headers = exc.headers
@@ -87,9 +117,8 @@ def _allowed_methods(request: Request) -> list[str]:
     ]
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unexpected error serving %s %s", request.method, request.url.path)
-    return error_response(500, "InternalServerError", f"{type(exc).__name__}: {exc}")
+def _unexpected(request: Request, exc: Exception) -> JSONBody:
+    return _server_failed(request, "InternalServerError", exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -98,6 +127,37 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected)
+
+
+class LastResort:
+    """ASGI middleware: answer any unexpected exception with the 500 error body.
+
+    Starlette's own last handler sends the answer but then re-raises, and the
+    server closes the connection, which a client may see as a reset instead
+    of the answer. This one answers and keeps the connection usable.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:
+                raise
+            response = _server_failed(Request(scope), "InternalServerError", exc)
+            await response(scope, receive, send)
 
 
 class BodyLimit:

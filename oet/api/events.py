@@ -5,10 +5,16 @@ in microseconds, so they keep increasing across restarts and a client that
 reconnects after one is told to resync instead of being handed unrelated
 events. The newest ``capacity`` events are kept for clients that reconnect
 with ``Last-Event-ID``.
+
+``request.procedure.list`` events, published for every GET (a client that
+polls makes many), are buffered apart and only the newest
+``capacity // 10`` of them, so polling cannot push lifecycle and script events
+out of the replay buffer.
 """
 
 import asyncio
 import collections
+import heapq
 import time
 from typing import Any
 
@@ -46,6 +52,7 @@ class EventBus:
         self.capacity = capacity
         self._next_id = first_id if first_id is not None else time.time_ns() // 1000
         self._buffer: collections.deque[Event] = collections.deque(maxlen=capacity)
+        self._polls: collections.deque[Event] = collections.deque(maxlen=max(1, capacity // 10))
         self._subscriptions: set[Subscription] = set()
 
     @property
@@ -71,7 +78,7 @@ class EventBus:
             payload,
         )
         self._next_id += 1
-        self._buffer.append(event)
+        (self._polls if topic == Topic.REQUEST_LIST else self._buffer).append(event)
         for subscription in self._subscriptions:
             subscription.offer(event)
         return event
@@ -84,9 +91,10 @@ class EventBus:
         """
         backlog: list[Event] = []
         if last_event_id is not None and last_event_id != self.last_id:
-            oldest = self._buffer[0].id if self._buffer else self._next_id
+            oldest = self._oldest()
             if oldest - 1 <= last_event_id < self.last_id:
-                backlog = [e for e in self._buffer if e.id > last_event_id]
+                kept = heapq.merge(self._buffer, self._polls, key=lambda e: e.id)
+                backlog = [e for e in kept if e.id > last_event_id]
             else:
                 backlog = [self._resync(last_event_id, oldest)]
         subscription = Subscription(backlog, self.capacity)
@@ -96,6 +104,12 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop delivering to ``subscription``."""
         self._subscriptions.discard(subscription)
+
+    def _oldest(self) -> int:
+        """The ID from which every lifecycle and script event is still buffered."""
+        if self._buffer:
+            return self._buffer[0].id
+        return self._polls[0].id if self._polls else self._next_id
 
     def _resync(self, last_event_id: int, oldest: int) -> Event:
         return Event(

@@ -92,8 +92,39 @@ def _refuse_constant(name: str) -> float:
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _NotJSON(f"The number {text} is too large to be carried in JSON")
+        raise _NotJSON(f"The number {text[:20]}... is too large to be carried in JSON")
     return value
+
+
+_MAX_DIGITS = 4300  # Python's own limit for turning digits into an int
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > _MAX_DIGITS:
+        raise _NotJSON(
+            f"The request body contains a number with {len(text)} digits;"
+            f" at most {_MAX_DIGITS} are accepted"
+        )
+    return int(text)
+
+
+def _check_text(data: Any) -> None:
+    """Refuse strings UTF-8 cannot carry (lone surrogates such as JSON "\\ud800")."""
+    pending = [data]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+        elif isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _NotJSON(
+                    "The request body contains a lone Unicode surrogate, which is not text"
+                ) from None
 
 
 def parse_body(model: type[Model], raw: bytes) -> Model:
@@ -103,7 +134,17 @@ def parse_body(model: type[Model], raw: bytes) -> Model:
     of the wrong shape, with the offending fields named.
     """
     try:
-        data = json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BodyNotJSON("The request body is not UTF-8 text") from None
+    try:
+        data = json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_bounded_int,
+        )
+        _check_text(data)
     except _NotJSON as exc:
         raise BodyNotJSON(str(exc)) from None
     except (ValueError, RecursionError):

@@ -1,12 +1,36 @@
 """``oet-rest``: serve the REST API with uvicorn (what ``make rest`` runs)."""
 
 import argparse
+import ipaddress
 import logging
+import socket
+import sys
 
 import uvicorn
 
 from oet.api.app import create_app
 from oet.config import get_settings
+from oet.domain import StorageUnavailable
+
+log = logging.getLogger("oet")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _listen_url(host: str, port: int) -> str:
+    """How this server can be reached, for the absolute ``uri`` in events."""
+    if host in ("", "0.0.0.0", "::"):
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,9 +42,20 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    logging.getLogger("oet").info("procedure records in %s", settings.db_path)
+    log.info("procedure records in %s", settings.db_path)
+    if not _is_loopback(args.host) and not settings.api_token:
+        log.warning(
+            "listening on %s without an API token: anyone who can reach this port can run"
+            " scripts; set OET_API_TOKEN (see docs/security.md)",
+            args.host,
+        )
+    try:
+        app = create_app(settings, listen_url=_listen_url(args.host, args.port))
+    except StorageUnavailable as exc:
+        print(f"oet-rest: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,

@@ -27,6 +27,12 @@ def _message(event: Event) -> ServerSentEvent:
     )
 
 
+def _event_id(header: str | None) -> int | None:
+    """The ID a client resumes from; anything that cannot be one of ours is unknown (None)."""
+    text = (header or "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else None
+
+
 @router.get("/stream", summary="Stream OET events")
 async def stream(
     request: Request,
@@ -34,7 +40,7 @@ async def stream(
 ) -> EventSourceResponse:
     """Every request, lifecycle and script event, as they happen."""
     bus: EventBus = request.app.state.bus
-    resume = int(last_event_id) if last_event_id and last_event_id.strip().isdigit() else None
+    resume = _event_id(last_event_id)
     subscription = bus.subscribe(resume)
 
     shutdown = anyio.Event()

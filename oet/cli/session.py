@@ -5,6 +5,7 @@ Failures are mapped to one ``Error: ...`` line on standard error and exit code
 """
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import NoReturn
 
@@ -21,18 +22,25 @@ DEFAULT_REST_URI = "http://oet-rest:5000/api/v1.0/procedures"
 _TIMEOUT = httpx.Timeout(60.0, connect=5.0)  # a stop may wait for the script and the abort
 
 
+def auth_headers() -> dict[str, str]:
+    """``Authorization: Bearer $OET_API_TOKEN`` when that variable is set, for every request."""
+    token = os.environ.get("OET_API_TOKEN", "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 @contextlib.contextmanager
 def session(ctx: typer.Context, server_url: str | None) -> Iterator[ProcedureClient]:
     """A client for the chosen server; turns every failure into one line and exit 1.
 
     The server address may be given in any usual form (see oet.cli.address).
     The HTTP transport can be injected through the root context's ``obj``.
+    Every request (the stream too) carries the token from ``OET_API_TOKEN``.
     """
     url = ""
     try:
         url = procedures_url(server_url or Settings().rest_uri)
         transport = ctx.obj if isinstance(ctx.obj, httpx.BaseTransport) else None
-        with httpx.Client(transport=transport, timeout=_TIMEOUT) as http:
+        with httpx.Client(transport=transport, timeout=_TIMEOUT, headers=auth_headers()) as http:
             yield ProcedureClient(http, url)
     except APIError as exc:
         if exc.status == 404 and exc.error_type != "ResourceNotFound":

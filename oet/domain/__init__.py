@@ -5,12 +5,16 @@ runner and (later) the Kubernetes operator agree on what a procedure is.
 """
 
 from oet.domain.errors import (
+    ClusterUnavailable,
     InvalidRequest,
+    NotAuthorised,
     OETError,
     ProcedureNotFound,
     RunnerError,
+    ScriptNotAllowed,
     ScriptNotFound,
     StateConflict,
+    StorageUnavailable,
 )
 from oet.domain.events import Event, Topic
 from oet.domain.procedure import Procedure, ProcedureHistory, ProcedureInput
@@ -19,8 +23,10 @@ from oet.domain.state import FINAL_STATES, LIVE_STATES, ProcedureState, check_tr
 __all__ = [
     "FINAL_STATES",
     "LIVE_STATES",
+    "ClusterUnavailable",
     "Event",
     "InvalidRequest",
+    "NotAuthorised",
     "OETError",
     "Procedure",
     "ProcedureHistory",
@@ -28,8 +34,10 @@ __all__ = [
     "ProcedureNotFound",
     "ProcedureState",
     "RunnerError",
+    "ScriptNotAllowed",
     "ScriptNotFound",
     "StateConflict",
+    "StorageUnavailable",
     "Topic",
     "check_transition",
 ]

@@ -5,6 +5,12 @@ main thread), from a SIGTERM handler. A signal interrupts ``time.sleep`` and
 pure-Python busy loops alike, so a stop takes effect within milliseconds. A
 script that swallows the exception is killed by the supervisor after a grace
 period; that path does not depend on anything here.
+
+The runner is the subreaper of everything its script starts
+(:mod:`oet.process_tree`): when the procedure ends — completed, failed or
+stopped — every process the script left behind is killed before the final
+state is reported. The script itself is loaded only from the real path of a
+file inside the allowed script directories, checked here again.
 """
 
 import importlib.util
@@ -20,9 +26,12 @@ from types import ModuleType
 from typing import Any
 
 from oet import scripting
+from oet.config import get_settings
 from oet.domain.events import clashes
+from oet.process_tree import become_subreaper, kill_descendants
 from oet.runner.abort import send_abort
 from oet.runner.channels import Channel
+from oet.script_files import allowed_script
 
 
 class StopRequested(BaseException):
@@ -32,7 +41,11 @@ class StopRequested(BaseException):
     """
 
 
-def load_script(path: str) -> ModuleType:
+_OET = Path(__file__).resolve().parent.parent
+_OWN_FILES = (str(_OET / "runner"), str(_OET / "script_files.py"), "<frozen importlib")
+
+
+def load_script(path: str | Path) -> ModuleType:
     """Import the script at ``path`` as a fresh module."""
     script = Path(path)
     spec = importlib.util.spec_from_file_location(f"oet_script_{script.stem}", script)
@@ -93,6 +106,7 @@ class _Runner:
             if command is None:  # supervisor gone: stop, and do not outlive it
                 self.request_stop(abort=False)
                 time.sleep(self.load.get("stop_grace", 3.0))
+                kill_descendants(os.getpid())
                 os._exit(3)
             if command.get("cmd") == "start":
                 self.starts.put(command)
@@ -137,8 +151,20 @@ class _Runner:
             self.interruptible = False
             self.in_script = False
 
+    def script_path(self) -> Path:
+        """The script to load, refused unless it lies inside an allowed directory."""
+        dirs = self.load.get("script_dirs")
+        allowed = (
+            [Path(d) for d in dirs]
+            if isinstance(dirs, list)
+            else get_settings().allowed_script_dirs()
+        )
+        path = str(self.load["script_path"])
+        return allowed_script(path, allowed, shown=Path(path).name)
+
     def stopped(self) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may interrupt the abort
+        kill_descendants(os.getpid())
         self.channel.send({"type": "interrupted", "time": time.time()})
         abort = None
         if self.abort_requested and not self.stopped_script:
@@ -157,20 +183,22 @@ class _Runner:
         return 0
 
     def failed(self, exc: BaseException) -> int:
+        kill_descendants(os.getpid())
         self.report_state(
             "FAILED",
-            stacktrace="".join(traceback.format_exception(exc)),
+            stacktrace="".join(traceback.format_exception(_from_script_frames(exc))),
             reason=f"{type(exc).__name__}: {exc}",
         )
         return 1
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_sigterm)
+        become_subreaper()
         threading.Thread(target=self.read_commands, name="oet-commands", daemon=True).start()
         scripting.set_sink(self.report_event)
         try:
             self.forward_pubsub()
-            module = self.call(load_script, self.load["script_path"])
+            module = self.call(load_script, self.script_path())
             init = getattr(module, "init", None)
             if callable(init):
                 init_args = self.load.get("init", {})
@@ -188,8 +216,17 @@ class _Runner:
                 return self.failed(exc)
         except BaseException as exc:
             return self.failed(exc)
+        kill_descendants(os.getpid())
         self.report_state("COMPLETED")
         return 0
+
+
+def _from_script_frames(exc: BaseException) -> BaseException:
+    """``exc`` with the runner's own frames (and importlib's) cut from its traceback's top."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_FILES):
+        tb = tb.tb_next
+    return exc.with_traceback(tb)
 
 
 def run_procedure(channel: Channel) -> int:

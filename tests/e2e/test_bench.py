@@ -41,7 +41,10 @@ def test_benchmark_measures_every_target_figure_against_its_own_server() -> None
 
 def test_benchmark_measures_a_server_that_is_already_running(server: Server) -> None:
     assert server.process is not None
-    figures = run_bench("--url", server.api, "--pid", str(server.process.pid))
+    scripts = str(server.db_path.parent)  # one of the server's script_dirs
+    figures = run_bench(
+        "--url", server.api, "--pid", str(server.process.pid), "--script-dir", scripts
+    )
     rss = [f for f in figures if "RSS" in f["name"]]
     assert rss
     assert all(f["value"] > 1 for f in rss), rss  # read from the given server process

@@ -241,3 +241,27 @@ def test_help_names_the_new_options() -> None:
     assert "--raw" in listen_help.stdout
     stop_help = subprocess.run([*OET, "stop", "--help"], capture_output=True, text=True)
     assert "--run_abort=True/False" in " ".join(stop_help.stdout.split())
+
+
+def test_with_a_server_token_oet_sends_it_for_create_start_wait_and_discard(
+    make_server: Callable[..., Server],
+) -> None:
+    guarded = make_server(env={"OET_API_TOKEN": "s3cret-token"})
+    env = {"OET_REST_URI": guarded.procedures, "OET_API_TOKEN": "s3cret-token"}
+    assert run_installed("create", HELLO, env=env).returncode == 0
+
+    waited = run_installed("start", "--wait", "Ada", env=env)
+    assert waited.returncode == 0, waited.stderr
+    assert "procedure.lifecycle.complete" in waited.stdout
+
+    assert run_installed("create", HELLO, env=env).returncode == 0
+    refused = run_installed("discard", "--pid=2", env={**env, "OET_API_TOKEN": ""})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: 401 Unauthorized")
+    assert "API token" in refused.stderr
+
+    discarded = run_installed("discard", "--pid=2", env=env)
+    assert discarded.returncode == 0, discarded.stderr
+    assert discarded.stdout == "Discarded procedure 2 (CREATED); nothing was aborted\n"
+    with guarded.client() as api:
+        assert [p["state"] for p in api.get("/procedures").json()["procedures"]] == ["COMPLETED"]

@@ -24,6 +24,7 @@ from tests.procedures import QUICK, SLEEPER, create_id, run_until, start, state_
 pytestmark = pytest.mark.e2e
 
 MiB = 1024 * 1024
+JSON = {"Content-Type": "application/json"}
 
 
 def assert_error(response: httpx.Response, status: int, error_type: str | None = None) -> str:
@@ -195,8 +196,8 @@ def test_a_body_at_the_size_limit_is_accepted(
     body = json.dumps({"script_uri": script(QUICK)})
     padded = body + " " * (MiB - len(body))
 
-    assert api.post("/procedures", content=padded.encode()).status_code == 201
-    too_big = api.post("/procedures", content=(padded + " ").encode())
+    assert api.post("/procedures", content=padded.encode(), headers=JSON).status_code == 201
+    too_big = api.post("/procedures", content=(padded + " ").encode(), headers=JSON)
     assert_error(too_big, 413, "PayloadTooLarge")
     assert len(api.get("/procedures").json()["procedures"]) == 1
 
@@ -212,7 +213,7 @@ def test_numbers_json_cannot_carry_are_refused_at_create_and_the_list_stays_read
     uri = json.dumps(script(QUICK))
     body = f'{{"script_uri": {uri}, "script_args": {{"init": {{"args": [{constant}]}}}}}}'
 
-    response = api.post("/procedures", content=body.encode())
+    response = api.post("/procedures", content=body.encode(), headers=JSON)
 
     assert response.status_code in (400, 422), response.text
     assert_error(response, response.status_code, "MalformedRequest")
@@ -229,7 +230,7 @@ def test_numbers_json_cannot_carry_are_refused_at_start_and_start_nothing(
     before = api.get("/procedures").json()
     body = f'{{"state": "RUNNING", "script_args": {{"run": {{"kwargs": {{"t": {constant}}}}}}}}}'
 
-    response = api.put(f"/procedures/{pid}", content=body.encode())
+    response = api.put(f"/procedures/{pid}", content=body.encode(), headers=JSON)
 
     assert response.status_code in (400, 422), response.text
     assert_error(response, response.status_code, "MalformedRequest")
@@ -260,12 +261,13 @@ class Bad:
         if self.json is not None:
             body = json.loads(json.dumps(self.json).replace("{script}", str(script)))
             return client.request(self.method, path, json=body, headers=self.headers)
+        headers = {**JSON, **self.headers}
         if callable(self.content):
-            return client.request(self.method, path, content=self.content(), headers=self.headers)
+            return client.request(self.method, path, content=self.content(), headers=headers)
         content = self.content
         if content is not None:
             content = content.replace(b"{script}", str(script).encode())
-        return client.request(self.method, path, content=content, headers=self.headers)
+        return client.request(self.method, path, content=content, headers=headers)
 
 
 SCRIPT = "file://{script}"  # filled in with the module server's real script
@@ -334,7 +336,7 @@ MALFORMED: dict[str, Bad] = {
     "not UTF-8": _post(400, content=b'{"script_uri": "\xff\xfe"}'),
     "single-quoted pseudo-JSON": _post(400, content=b"{'script_uri': 'file:///x.py'}"),
     "form-encoded body": _post(
-        400,
+        415,
         content=b"script_uri=file%3A%2F%2F%2Ftmp%2Fx.py",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     ),

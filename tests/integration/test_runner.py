@@ -95,6 +95,7 @@ class Runner:
             {
                 "cmd": "load",
                 "script_path": str(path),
+                "script_dirs": [str(path.parent)],
                 "init": {"args": list(args), "kwargs": init_kwargs},
                 "stop_grace": 1.0,
                 **load,
@@ -585,7 +586,7 @@ def test_a_stop_while_a_large_event_is_being_sent_leaves_every_report_intact(
             assert line, "the runner's stdout closed"
         fd = stdout.fileno()
         capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-        wait_for(lambda: _unread_bytes(fd) >= capacity, 10, "the runner to fill its stdout pipe")
+        wait_for(lambda: _unread_bytes(fd) >= capacity, 30, "the runner to fill its stdout pipe")
         runner.stop()  # arrives while the large event is half written
         runner.resume_reading()
         runner.until(lambda r: r.get("state") in ("STOPPED", "FAILED"), 20)

@@ -11,10 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from oet.api import procedure_path
@@ -30,7 +28,6 @@ from oet.domain import (
     ProcedureNotFound,
     ProcedureState,
     RunnerError,
-    ScriptNotFound,
     Topic,
 )
 from oet.domain.rules import (
@@ -40,8 +37,8 @@ from oet.domain.rules import (
     check_can_stop,
     next_to_drop,
 )
-from oet.domain.scripts import script_path
 from oet.domain.state import can_transition
+from oet.script_files import locate_script
 
 log = logging.getLogger(__name__)
 S = ProcedureState
@@ -55,20 +52,13 @@ _LIFECYCLE_TOPICS = {
 }
 
 
-def resolve_script(uri: str) -> Path:
-    """The absolute path of a ``file://`` script; ScriptNotFound if it is not a file."""
-    path = Path(os.path.abspath(script_path(uri)))
-    if not path.is_file():
-        raise ScriptNotFound(f"Script {uri} not found: {path} is not a file on the OET server")
-    return path
-
-
 class EmbeddedBackend:
     """Procedures run by runner subprocesses of this server, recorded in SQLite."""
 
-    def __init__(self, settings: Settings, bus: EventBus) -> None:
+    def __init__(self, settings: Settings, bus: EventBus, base_url: str = "") -> None:
         self.settings = settings
         self.bus = bus
+        self.base_url = (settings.public_url or base_url).rstrip("/")
         self._store = ProcedureStore(settings.db_path)
         self._procedures: dict[int, Procedure] = {}
         self._runners: dict[int, RunnerProcess] = {}
@@ -125,7 +115,8 @@ class EmbeddedBackend:
 
     # -- commands -----------------------------------------------------------
     async def create(self, script_uri: str, init: ProcedureInput, run: ProcedureInput) -> Procedure:
-        path = resolve_script(script_uri)
+        allowed = self.settings.allowed_script_dirs()
+        path = locate_script(script_uri, allowed)
         self._make_room()
         procedure = Procedure(self._store.new_id(), script_uri, init, run)
         self._procedures[procedure.id] = procedure
@@ -133,6 +124,7 @@ class EmbeddedBackend:
         load = {
             "procedure_id": procedure.id,
             "script_path": str(path),
+            "script_dirs": [str(d) for d in allowed],
             "init": init.to_json(),
             "subarray_id": procedure.subarray_id,
             "stop_grace": self.settings.stop_grace,
@@ -156,6 +148,7 @@ class EmbeddedBackend:
                 load,
                 lambda message: self._on_report(pid, message),
                 lambda code: self._on_runner_exit(pid, code),
+                self.settings.script_output_limit,
             )
         except Exception as exc:
             procedure.history.reason = str(exc)
@@ -245,7 +238,7 @@ class EmbeddedBackend:
                 self._record_abort(procedure, *await self._abort_from_server(procedure))
             self._move(procedure, S.STOPPED)
             return
-        how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         procedure.history.reason = f"The runner {how} before the procedure ended"
         self._move(procedure, S.FAILED)
 
@@ -299,7 +292,7 @@ class EmbeddedBackend:
         self._store.save(procedure)
         topic = _LIFECYCLE_TOPICS.get(new)
         if topic is not None:
-            summary = procedure.to_json(procedure_path(procedure.id))
+            summary = procedure.to_json(self.base_url + procedure_path(procedure.id))
             self.bus.publish(topic, {"procedure": summary}, procedure.id)
         self._notify(procedure.id)
 

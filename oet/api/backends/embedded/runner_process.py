@@ -1,20 +1,29 @@
 """Supervises one runner subprocess (``python -m oet.runner``) for the server.
 
 Commands go to the runner's stdin and reports come back from its stdout as
-JSON lines; the runner's stderr (and whatever the script prints) goes to the
-server's own stderr, tagged by nothing but its order, as a terminal would.
+JSON lines. The runner's stderr (and whatever the script prints) is copied
+to the server's own stderr, but only up to ``output_limit`` bytes per minute
+per runner: a script that prints without end cannot fill the server's disk.
+What is cut is counted and said in the log.
+
+Killing a runner kills every process its script started too
+(:func:`oet.process_tree.kill_tree`), detached ones included.
 """
 
 import asyncio
 import contextlib
 import json
+import logging
 import os
-import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from oet.domain import RunnerError
+from oet.process_tree import kill_tree
+
+log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[dict[str, Any]], None]
 ExitHandler = Callable[[int], Awaitable[None]]
@@ -25,14 +34,20 @@ _LINE_LIMIT = 16 * 1024 * 1024
 class RunnerProcess:
     """A running ``oet.runner`` child and the task that reads its reports."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
         self._process = process
+        self._name = name
         self._reader: asyncio.Task[None] | None = None
+        self._output: asyncio.Task[None] | None = None
         self.killed = False
 
     @classmethod
     async def spawn(
-        cls, load: dict[str, Any], on_message: MessageHandler, on_exit: ExitHandler
+        cls,
+        load: dict[str, Any],
+        on_message: MessageHandler,
+        on_exit: ExitHandler,
+        output_limit: int = 1_048_576,
     ) -> "RunnerProcess":
         """Start a runner, hand it ``load``, and route its reports to the handlers."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -43,13 +58,16 @@ class RunnerProcess:
                 "oet.runner",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
                 env=env,
                 limit=_LINE_LIMIT,
             )
         except OSError as exc:
-            raise RunnerError(f"Could not start a runner process: {exc}") from exc
-        runner = cls(process)
+            log.error("could not start a runner process: %s", exc)
+            raise RunnerError("Could not start a runner process") from exc
+        runner = cls(process, f"procedure {load.get('procedure_id')}")
         runner.send({"cmd": "load", **load})
+        runner._output = asyncio.create_task(runner._copy_output(output_limit))
         runner._reader = asyncio.create_task(runner._read(on_message, on_exit))
         return runner
 
@@ -67,11 +85,10 @@ class RunnerProcess:
             stdin.write(json.dumps(command).encode() + b"\n")
 
     def kill(self) -> None:
-        """Kill the runner at once (SIGKILL)."""
+        """Kill the runner and everything its script started, at once (SIGKILL)."""
         if self._process.returncode is None:
             self.killed = True
-            with contextlib.suppress(ProcessLookupError):
-                self._process.send_signal(signal.SIGKILL)
+            kill_tree(self._process.pid)
 
     async def wait(self) -> int:
         """Wait for the runner to exit and for its last reports to be handled."""
@@ -97,4 +114,49 @@ class RunnerProcess:
                 on_message(message)
         if self._process.stdin is not None:
             self._process.stdin.close()
-        await on_exit(await self._process.wait())
+        code = await self._process.wait()
+        if self._output is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._output), 2)
+        await on_exit(code)
+
+    async def _copy_output(self, limit: int) -> None:
+        """Copy the runner's stderr to ours, at most ``limit`` bytes a minute."""
+        stderr = self._process.stderr
+        assert stderr is not None
+        window_start, passed, dropped = time.monotonic(), 0, 0
+        while chunk := await stderr.read(65536):
+            now = time.monotonic()
+            if now - window_start >= 60:
+                self._say_dropped(dropped, limit)
+                window_start, passed, dropped = now, 0, 0
+            room = max(0, limit - passed)
+            if len(chunk) > room and not dropped:
+                log.warning(
+                    "%s: script output over %d bytes this minute; the rest is left out"
+                    " until the minute is over (setting script_output_limit)",
+                    self._name,
+                    limit,
+                )
+            if room:
+                _write_log(chunk[:room])
+            passed += min(room, len(chunk))
+            dropped += len(chunk) - min(room, len(chunk))
+        self._say_dropped(dropped, limit)
+
+    def _say_dropped(self, dropped: int, limit: int) -> None:
+        if dropped:
+            log.warning(
+                "%s: %d bytes of script output left out of this log"
+                " (over the limit of %d bytes a minute, setting script_output_limit)",
+                self._name,
+                dropped,
+                limit,
+            )
+
+
+def _write_log(data: bytes) -> None:
+    """Write script output to the server's stderr; a broken log never blocks a runner."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        sys.stderr.buffer.write(data)
+        sys.stderr.buffer.flush()

@@ -2,6 +2,10 @@
 
 One row per procedure, the procedure as JSON beside its ID. IDs come from
 AUTOINCREMENT, so a dropped procedure's ID is never handed out again.
+
+The store proves it can write when it opens (a write rolled back), so a
+read-only file or directory stops the server at start-up, not at the first
+create.
 """
 
 import json
@@ -9,7 +13,13 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from oet.domain import Procedure, ProcedureHistory, ProcedureInput, ProcedureState
+from oet.domain import (
+    Procedure,
+    ProcedureHistory,
+    ProcedureInput,
+    ProcedureState,
+    StorageUnavailable,
+)
 
 
 def _body(procedure: Procedure) -> str:
@@ -39,14 +49,25 @@ class ProcedureStore:
     """Procedures on disk. Every write is committed before it returns."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS procedures ("
-            " id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)"
-        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS procedures ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL)"
+            )
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO procedures (body) VALUES ('{}')")
+            finally:
+                self._db.execute("ROLLBACK")
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageUnavailable(
+                f"cannot write the procedure database {path}: {exc}"
+                " (set OET_DB_PATH to a writable file)"
+            ) from None
 
     def new_id(self) -> int:
         """Reserve the next procedure ID."""

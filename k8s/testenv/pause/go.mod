@@ -1,0 +1,3 @@
+module oet.local/pause
+
+go 1.22
