@@ -85,6 +85,8 @@ class KubernetesChannel:
         self._loaded = False
         self._started = False
         self.stop_asked = False
+        self._created = False
+        self._start_pending = False
         self._seq = 0
         self._lock = threading.Lock()
         self._resource_version = ""
@@ -211,7 +213,11 @@ class KubernetesChannel:
         commands: list[dict[str, Any] | None] = []
         if spec.desired_state == DesiredState.RUNNING and not self._started:
             self._started = True
-            self.write_status(state=S.RUNNING)
+            with self._lock:  # RUNNING is reported once init has returned, never before
+                report_now = self._created
+                self._start_pending = not report_now
+            if report_now:
+                self.write_status(state=S.RUNNING)
             commands.append({"cmd": "start", **spec.run.to_json()})
         if spec.desired_state == DesiredState.STOPPED and not self.stop_asked:
             self.stop_asked = True
@@ -293,6 +299,12 @@ class KubernetesChannel:
                     " shutting down); the script was stopped"
                 )
         self.write_status(**change)
+        if state == S.CREATED:
+            with self._lock:
+                self._created = True
+                start_pending, self._start_pending = self._start_pending, False
+            if start_pending:  # a start that came during init: the script runs now
+                self.write_status(state=S.RUNNING)
 
     def _publish(self, message: dict[str, Any]) -> None:
         with self._lock:
