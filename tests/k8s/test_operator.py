@@ -318,3 +318,16 @@ def test_stop_while_the_runner_pod_waits_to_start_ends_stopped_and_removes_the_j
     assert status(done)["reason"] == "StoppedBeforeStart"
     assert "running" not in status(done)["stateTimes"]
     wait(lambda: jobs_of(ns, name) == [], 60, "the runner Job to be deleted")
+
+
+def test_start_asked_before_init_returned_runs_the_script_after_init(oet: OET) -> None:
+    ns = oet.namespace
+    name = create_procedure(ns, 14, "announce.py")
+    set_desired(ns, name, "RUNNING", seconds=0.2)
+
+    done = ended(oet, name)
+
+    assert status(done)["state"] == "COMPLETED"
+    assert status(done)["reason"] == "Completed"
+    times = status(done)["stateTimes"]
+    assert times["initialising"] <= times["created"] <= times["running"] <= times["completed"]
