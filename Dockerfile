@@ -28,5 +28,6 @@ ENV PATH=/opt/oet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 USER 1000:1000
 WORKDIR /home/oet
 
-# Entry points: `oet` (the CLI), `oet-rest` (the REST server), `oet-runner` (one procedure).
+# Entry points: `oet` (the CLI), `oet-rest` (the REST server), `oet-runner` (one procedure),
+# `oet-operator` (the Kubernetes operator).
 CMD ["oet", "--help"]
