@@ -5,7 +5,8 @@ RBAC (`k8s/rbac/api.yaml`), `oet-rest` processes running with `OET_BACKEND=kuber
 that ServiceAccount, and, until the operator and the runner's Kubernetes channel are in the
 tree, something that plays the runner's part. `RunnerStandIn` does exactly what a runner does
 on the cluster, through the same interface: it patches the Procedure's `/status` (with
-`oet.kube.status_for`) and posts script Events (with `oet.kube.events.script_event_body`). It
+`oet.kube.status_for`) and posts script Events (with `oet.kube.events.script_event`, the format in
+docs/kubernetes.md "Script events"). It
 is a stand-in for the runner, not for anything the API talks to.
 """
 
@@ -23,7 +24,7 @@ from kubernetes.config import new_client_from_config
 
 from oet.domain import FINAL_STATES, ProcedureState
 from oet.kube import GROUP, PLURAL, VERSION, from_custom_resource, procedure_name, status_for
-from oet.kube.events import script_event_body
+from oet.kube.events import script_event
 from oet.kube.resource import AbortOutcome, DesiredState, read_spec
 from tests.conftest import Server
 from tests.k8s.cluster import REPO, Cluster
@@ -65,7 +66,8 @@ def start_kube_server(
         "OET_CREATE_WAIT": "30",
         **{f"OET_{k.upper()}": v for k, v in settings.items()},
     }
-    return make_server(env=env, db_path=tmp_path / "unused.sqlite3", port=port)  # type: ignore[no-any-return]
+    server: Server = make_server(env=env, db_path=tmp_path / "unused.sqlite3", port=port)
+    return server
 
 
 class RunnerStandIn:
@@ -86,6 +88,7 @@ class RunnerStandIn:
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="runner-stand-in", daemon=True)
         self.errors: list[BaseException] = []
+        self._seq = 0
 
     def __enter__(self) -> RunnerStandIn:
         self._thread.start()
@@ -94,22 +97,23 @@ class RunnerStandIn:
     def __exit__(self, *exc: object) -> None:
         self._stopped.set()
         self._thread.join(10)
+        self.client.rest_client.pool_manager.clear()  # closes its sockets now, not at GC
         self.client.close()
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
             if not self.paused.is_set():
                 try:
-                    listed = self.custom.list_namespaced_custom_object(
+                    listed: Any = self.custom.list_namespaced_custom_object(
                         GROUP, VERSION, self.namespace, PLURAL
                     )
                     for item in listed["items"]:
                         self._act(item)
-                except Exception as exc:  # noqa: BLE001 - kept for the test to see
+                except Exception as exc:
                     self.errors.append(exc)
             self._stopped.wait(0.05)
 
-    def _act(self, item: dict[str, Any]) -> None:
+    def _act(self, item: Any) -> None:
         procedure = from_custom_resource(item)
         spec = read_spec(item)
         state = procedure.state
@@ -129,15 +133,13 @@ class RunnerStandIn:
             if "quick" in spec.script_uri:
                 self.report(self._read(spec.id), S.COMPLETED)
 
-    def _read(self, pid: int) -> dict[str, Any]:
-        found: dict[str, Any] = self.custom.get_namespaced_custom_object(
+    def _read(self, pid: int) -> Any:
+        found: Any = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, procedure_name(pid)
         )
         return found
 
-    def report(
-        self, item: dict[str, Any], state: ProcedureState, abort: AbortOutcome | None = None
-    ) -> None:
+    def report(self, item: Any, state: ProcedureState, abort: AbortOutcome | None = None) -> None:
         """Patch the Procedure's status to ``state``, as the runner does."""
         procedure = from_custom_resource(item)
         procedure.move_to(state)
@@ -148,11 +150,11 @@ class RunnerStandIn:
             GROUP, VERSION, self.namespace, PLURAL, item["metadata"]["name"], {"status": status}
         )
 
-    def publish(self, item: dict[str, Any], topic: str, payload: dict[str, Any]) -> None:
+    def publish(self, item: Any, topic: str, payload: Any) -> None:
         """Post a script event as an Event on the Procedure, as the runner does."""
-        body = script_event_body(int(item["spec"]["id"]), item["metadata"]["uid"],
-                                 self.namespace, topic, payload, time.time())  # fmt: skip
-        self.core.create_namespaced_event(self.namespace, body)
+        self._seq += 1
+        body, _ = script_event(item, topic, payload, time.time(), self._seq, "stand-in")
+        self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager

@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from tests.conftest import Server
 from tests.k8s.api import RunnerStandIn, prepare_namespace, runner_stand_in, start_kube_server
 from tests.k8s.cluster import Cluster
-from tests.procedures import create, get, pid_of, start, stop, wait_for_state
+from tests.procedures import create, get, pid_of, start, stop
 from tests.sse import EventStream
 
 _names = itertools.count()
@@ -32,10 +33,9 @@ class Space:
     def __init__(self, cluster: Cluster, name: str, kubeconfig: Path) -> None:
         self.cluster, self.name, self.kubeconfig = cluster, name, kubeconfig
 
-    def kubectl_json(self, *args: str) -> dict[str, object]:
+    def kubectl_json(self, *args: str) -> Any:
         done = self.cluster.kubectl("-n", self.name, *args, "-o", "json")
-        found: dict[str, object] = json.loads(done.stdout)
-        return found
+        return json.loads(done.stdout)
 
 
 @pytest.fixture
@@ -53,9 +53,7 @@ def runner(cluster: Cluster, space: Space) -> Iterator[RunnerStandIn]:
 
 
 @pytest.fixture
-def kube_server(
-    make_server: Callable[..., Server], tmp_path: Path, space: Space
-) -> Server:
+def kube_server(make_server: Callable[..., Server], tmp_path: Path, space: Space) -> Server:
     return start_kube_server(make_server, tmp_path, space.name, space.kubeconfig)
 
 
@@ -73,8 +71,8 @@ def test_create_waits_for_init_and_the_procedure_is_a_resource(
     assert procedure["state"] == "CREATED"
     pid = pid_of(procedure)
     resource = space.kubectl_json("get", "procedure", f"procedure-{pid}")
-    assert resource["spec"]["scriptUri"] == LONG  # type: ignore[index]
-    assert resource["spec"]["init"] == {"args": [1], "kwargs": {"subarray_id": 3}}  # type: ignore[index]
+    assert resource["spec"]["scriptUri"] == LONG
+    assert resource["spec"]["init"] == {"args": [1], "kwargs": {"subarray_id": 3}}
     assert procedure["script_args"]["init"] == {"args": [1], "kwargs": {"subarray_id": 3}}
     assert set(procedure) == {"uri", "script_uri", "script_args", "history", "state"}
 
@@ -88,7 +86,7 @@ def test_list_and_get_show_the_same_procedures_as_the_cluster(
 
     assert [p["uri"] for p in listed] == [first["uri"], second["uri"]]
     assert get(api, pid_of(first)) == listed[0]
-    names = {i["metadata"]["name"] for i in space.kubectl_json("get", "procedures")["items"]}  # type: ignore[index, union-attr]
+    names = {i["metadata"]["name"] for i in space.kubectl_json("get", "procedures")["items"]}
     assert names == {f"procedure-{pid_of(first)}", f"procedure-{pid_of(second)}"}
 
 
@@ -102,12 +100,12 @@ def test_start_and_stop_patch_the_spec_and_follow_the_runner(
     assert started["state"] == "RUNNING"
     assert started["script_args"]["run"] == {"args": [5], "kwargs": {"speed": "fast"}}
     spec = space.kubectl_json("get", "procedure", f"procedure-{pid}")["spec"]
-    assert spec["desiredState"] == "RUNNING"  # type: ignore[index]
+    assert spec["desiredState"] == "RUNNING"
     assert stop(api, pid, abort=True) == (
         f"Successfully stopped script with ID {pid} and aborted subarray activity"
     )
     assert get(api, pid)["state"] == "STOPPED"
-    assert space.kubectl_json("get", "procedure", f"procedure-{pid}")["spec"]["abort"] is True  # type: ignore[index]
+    assert space.kubectl_json("get", "procedure", f"procedure-{pid}")["spec"]["abort"] is True
 
 
 def test_conflicts_and_unknown_ids_answer_like_the_embedded_backend(

@@ -39,6 +39,7 @@ from oet.domain.rules import abort_message, check_can_start, check_can_stop, nex
 from oet.kube import abort_outcome, from_custom_resource, read_spec, to_custom_resource
 from oet.kube.client import api_client, client_configuration, current_namespace
 from oet.kube.events import read_script_event
+from oet.kube.names import procedure_id
 from oet.kube.spec_patches import start_patch, stop_patch
 
 log = logging.getLogger(__name__)
@@ -242,8 +243,12 @@ class KubernetesBackend:
         parsed = read_script_event(item)
         if parsed is None:
             return None
-        pid, topic, when, payload = parsed
-        return Event(_rv(item) * ID_SCALE, topic, when, pid, "script", payload)
+        try:
+            pid = procedure_id(str((item.get("involvedObject") or {}).get("name", "")))
+        except ProcedureNotFound:
+            return None
+        return Event(_rv(item) * ID_SCALE, parsed.topic, parsed.time, pid, "script",
+                     parsed.payload)  # fmt: skip
 
     # -- waiting ------------------------------------------------------------
     def _notify(self, pid: int) -> None:

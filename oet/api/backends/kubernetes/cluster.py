@@ -35,7 +35,8 @@ from kubernetes.client.exceptions import ApiException
 
 from oet.domain import FINAL_STATES, ProcedureNotFound, ProcedureState, StateConflict
 from oet.kube import GROUP, PLURAL, VERSION, DesiredState, ProcedureResource, procedure_name
-from oet.kube.names import APP, LABEL_APP, procedure_id
+from oet.kube.events import SCRIPT_EVENT
+from oet.kube.names import APP, LABEL_APP, LABEL_COMPONENT, procedure_id
 from oet.kube.resource import read_spec, read_status
 
 ID_COUNTER = "oet-procedure-ids"
@@ -102,7 +103,7 @@ class Cluster:
     def list_events(self, **kwargs: Any) -> Any:
         """The script Events (a watchable list call)."""
         return self.core.list_namespaced_event(
-            self.namespace, field_selector="reason=ScriptEvent", **kwargs
+            self.namespace, label_selector=f"{LABEL_COMPONENT}={SCRIPT_EVENT}", **kwargs
         )
 
     # -- IDs --------------------------------------------------------------------------
