@@ -13,13 +13,18 @@ is a stand-in for the runner, not for anything the API talks to.
 from __future__ import annotations
 
 import contextlib
+import signal
+import subprocess
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
 from kubernetes.config import new_client_from_config
 
 from oet.domain import FINAL_STATES, ProcedureState
@@ -76,15 +81,14 @@ class RunnerStandIn:
     For each Procedure: init succeeds at once (CREATED); a start makes it RUNNING and posts
     the script event ``user.script.hello`` ``{"n": <id>}``; a script whose URI contains
     ``quick`` then COMPLETES; a stop makes it STOPPING, then STOPPED (with an abort outcome
-    when asked). ``paused`` holds it back while a test sets something up.
+    when asked).
     """
 
-    def __init__(self, cluster: Cluster, namespace: str) -> None:
+    def __init__(self, kubeconfig: str, namespace: str) -> None:
         self.namespace = namespace
-        self.client: ApiClient = new_client_from_config(str(cluster.kubeconfig))
+        self.client: ApiClient = new_client_from_config(kubeconfig)
         self.custom = CustomObjectsApi(self.client)
         self.core = CoreV1Api(self.client)
-        self.paused = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="runner-stand-in", daemon=True)
         self.errors: list[BaseException] = []
@@ -102,15 +106,17 @@ class RunnerStandIn:
 
     def _loop(self) -> None:
         while not self._stopped.is_set():
-            if not self.paused.is_set():
-                try:
-                    listed: Any = self.custom.list_namespaced_custom_object(
-                        GROUP, VERSION, self.namespace, PLURAL
-                    )
-                    for item in listed["items"]:
-                        self._act(item)
-                except Exception as exc:
+            try:
+                listed: Any = self.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, PLURAL
+                )
+                for item in listed["items"]:
+                    self._act(item)
+            except ApiException as exc:
+                if exc.status != 404:  # a Procedure deleted under its feet is no error
                     self.errors.append(exc)
+            except Exception as exc:
+                self.errors.append(exc)
             self._stopped.wait(0.05)
 
     def _act(self, item: Any) -> None:
@@ -157,9 +163,49 @@ class RunnerStandIn:
         self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
 
 
+class StandInProcess:
+    """A :class:`RunnerStandIn` in a process of its own (so its sockets are never the test's)."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.log = cluster.dir / f"stand-in-{namespace}.log"
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.k8s.api", str(cluster.kubeconfig), namespace],
+                cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def stop(self) -> str:
+        """Stop it (by PID) and return what it logged."""
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return self.log.read_text()
+
+
 @contextlib.contextmanager
-def runner_stand_in(cluster: Cluster, namespace: str) -> Iterator[RunnerStandIn]:
-    """A :class:`RunnerStandIn` for ``namespace`` while the block runs."""
-    with RunnerStandIn(cluster, namespace) as stand_in:
+def runner_stand_in(cluster: Cluster, namespace: str) -> Iterator[StandInProcess]:
+    """A runner stand-in for ``namespace`` while the block runs; it must not have failed."""
+    stand_in = StandInProcess(cluster, namespace)
+    try:
         yield stand_in
-    assert not stand_in.errors, stand_in.errors
+    finally:
+        logged = stand_in.stop()
+    assert "Traceback" not in logged, logged
+
+
+def main() -> None:
+    """``python -m tests.k8s.api KUBECONFIG NAMESPACE``: play the runner until SIGTERM."""
+    kubeconfig, namespace = sys.argv[1:3]
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    with RunnerStandIn(kubeconfig, namespace) as stand_in:
+        stopped.wait()
+    for error in stand_in.errors:
+        traceback.print_exception(error)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """The REST API with OET_BACKEND=kubernetes on the real test cluster, one replica.
 
 `oet-rest` runs as a process under the API's ServiceAccount (k8s/rbac/api.yaml); a
-`RunnerStandIn` plays the runner's part through the Procedure's status and Events.
+`StandInProcess` plays the runner's part through the Procedure's status and Events.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.k8s.api import RunnerStandIn, prepare_namespace, runner_stand_in, start_kube_server
+from tests.k8s.api import StandInProcess, prepare_namespace, runner_stand_in, start_kube_server
 from tests.k8s.cluster import Cluster
 from tests.procedures import create, get, pid_of, start, stop
 from tests.sse import EventStream
@@ -47,7 +47,7 @@ def space(cluster: Cluster) -> Iterator[Space]:
 
 
 @pytest.fixture
-def runner(cluster: Cluster, space: Space) -> Iterator[RunnerStandIn]:
+def runner(cluster: Cluster, space: Space) -> Iterator[StandInProcess]:
     with runner_stand_in(cluster, space.name) as stand_in:
         yield stand_in
 
@@ -64,7 +64,7 @@ def api(kube_server: Server) -> Iterator[httpx.Client]:
 
 
 def test_create_waits_for_init_and_the_procedure_is_a_resource(
-    api: httpx.Client, space: Space, runner: RunnerStandIn
+    api: httpx.Client, space: Space, runner: StandInProcess
 ) -> None:
     procedure = create(api, LONG, init={"args": [1], "kwargs": {"subarray_id": 3}})
 
@@ -78,7 +78,7 @@ def test_create_waits_for_init_and_the_procedure_is_a_resource(
 
 
 def test_list_and_get_show_the_same_procedures_as_the_cluster(
-    api: httpx.Client, space: Space, runner: RunnerStandIn
+    api: httpx.Client, space: Space, runner: StandInProcess
 ) -> None:
     first, second = create(api, LONG), create(api, QUICK)
 
@@ -91,7 +91,7 @@ def test_list_and_get_show_the_same_procedures_as_the_cluster(
 
 
 def test_start_and_stop_patch_the_spec_and_follow_the_runner(
-    api: httpx.Client, space: Space, runner: RunnerStandIn
+    api: httpx.Client, space: Space, runner: StandInProcess
 ) -> None:
     pid = pid_of(create(api, LONG))
 
@@ -109,7 +109,7 @@ def test_start_and_stop_patch_the_spec_and_follow_the_runner(
 
 
 def test_conflicts_and_unknown_ids_answer_like_the_embedded_backend(
-    api: httpx.Client, runner: RunnerStandIn
+    api: httpx.Client, runner: StandInProcess
 ) -> None:
     running = pid_of(create(api, LONG))
     waiting = pid_of(create(api, LONG))
@@ -133,7 +133,7 @@ def test_conflicts_and_unknown_ids_answer_like_the_embedded_backend(
 
 
 def test_sse_has_lifecycle_and_script_events_in_order_and_replays_them(
-    kube_server: Server, api: httpx.Client, runner: RunnerStandIn
+    kube_server: Server, api: httpx.Client, runner: StandInProcess
 ) -> None:
     with EventStream(f"{kube_server.api}/stream") as events:
         pid = pid_of(create(api, QUICK))
