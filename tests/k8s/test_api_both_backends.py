@@ -21,6 +21,7 @@ from tests.k8s.cluster import Cluster
 from tests.procedures import create, pid_of, start, stop
 
 BUSY = f"file://{SCRIPTS}/busy_loop.py"
+HELLO = f"file://{SCRIPTS}/hello_world.py"
 _names = iter(range(1000))
 
 
@@ -58,7 +59,7 @@ def test_unknown_procedures_are_404_with_the_documented_body(api: httpx.Client) 
         assert answer.status_code == 404
         assert answer.json() == {
             "error": "404 Not Found",
-            "type": "ProcedureNotFound",
+            "type": "ResourceNotFound",
             "Message": "No information available for PID=999",
         }
 
@@ -95,11 +96,11 @@ def test_malformed_bodies_are_422_and_change_nothing(api: httpx.Client) -> None:
 
 
 def test_procedure_json_has_the_same_shape(api: httpx.Client, any_server: Server) -> None:
-    made = create(api, BUSY, init={"args": ["hello"], "kwargs": {"subarray_id": 1}},
+    made = create(api, HELLO, init={"args": ["hello"], "kwargs": {"subarray_id": 1}},
                   run={"args": [], "kwargs": {"duration": 60}})  # fmt: skip
 
     assert made["uri"] == f"{any_server.procedures}/{pid_of(made)}"
-    assert made["script_uri"] == BUSY
+    assert made["script_uri"] == HELLO
     assert made["script_args"] == {
         "init": {"args": ["hello"], "kwargs": {"subarray_id": 1}},
         "run": {"args": [], "kwargs": {"duration": 60}},

@@ -158,6 +158,6 @@ def test_replica_killed_and_restarted_keeps_the_list_and_resumes_the_stream(
         with EventStream(f"{again.api}/stream", last_event_id=created_idle.id) as resumed:
             start(api, idle)
             after = resumed.until(lambda m: m.topic == "procedure.lifecycle.started", 30)
-    topics = [m.topic for m in after if not m.topic.startswith("request.")]
-    assert topics == ["procedure.lifecycle.started"]
-    wait_for_state(again.client(), idle, "RUNNING")
+        topics = [m.topic for m in after if not m.topic.startswith("request.")]
+        assert topics == ["procedure.lifecycle.started"]
+        wait_for_state(api, idle, "RUNNING")

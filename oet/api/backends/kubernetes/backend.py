@@ -144,6 +144,7 @@ class KubernetesBackend:
         try:
             await asyncio.to_thread(self.cluster.patch_spec, pid, start_patch(run))
         except ApiException as exc:
+            await asyncio.to_thread(self.cluster.release_running_lease, pid)
             raise _error(exc, f"Procedure {pid} could not be started") from None
         await self._wait_until(pid, lambda p: p.state != S.CREATED, self.settings.create_wait)
         return self.get(pid)

@@ -13,7 +13,9 @@ Two objects besides the Procedures make two API replicas behave as one:
   (``holderIdentity: procedure-<id>``). A start takes the Lease the same
   optimistic way, and only if its holder no longer occupies the telescope:
   the holder is gone, has finished, or its start never took effect
-  (``desiredState`` still CREATED). The holder is read from the API server,
+  (``desiredState`` still CREATED :data:`START_GRACE` seconds after it took the
+  Lease: the replica that took it died, or its start patch failed and it
+  could not give the Lease back). The holder is read from the API server,
   not from the cache, so two replicas starting two procedures at the same
   moment cannot both win.
 """
@@ -42,6 +44,8 @@ from oet.kube.resource import read_spec, read_status
 ID_COUNTER = "oet-procedure-ids"
 RUNNING_LEASE = "oet-running"
 _RETRIES = 50
+START_GRACE = 30.0
+"""Seconds a fresh holder whose start patch has not landed yet still holds the Lease."""
 
 
 class Cluster:
@@ -154,7 +158,7 @@ class Cluster:
                 lease.spec = V1LeaseSpec()
             holder = lease.spec.holder_identity
             if holder and holder != mine:
-                self._refuse_if_busy(holder, pid)
+                self._refuse_if_busy(holder, lease.spec.acquire_time, pid)
             lease.spec.holder_identity = mine
             lease.spec.acquire_time = datetime.datetime.now(datetime.UTC)
             take = self.coordination.replace_namespaced_lease
@@ -163,7 +167,19 @@ class Cluster:
             return
         raise StateConflict(f"Procedure {pid} was not started: too many starts at once")
 
-    def _refuse_if_busy(self, holder: str, pid: int) -> None:
+    def release_running_lease(self, pid: int) -> None:
+        """Give the Lease up after a start that failed, if procedure ``pid`` still holds it."""
+        try:
+            lease = self.coordination.read_namespaced_lease(RUNNING_LEASE, self.namespace)
+            if lease.spec is None or lease.spec.holder_identity != procedure_name(pid):
+                return
+            lease.spec.holder_identity = None
+            lease.spec.acquire_time = None
+            self.coordination.replace_namespaced_lease(RUNNING_LEASE, self.namespace, lease)
+        except ApiException:
+            pass  # another start took it meanwhile, or it is gone: nothing to give up
+
+    def _refuse_if_busy(self, holder: str, acquired: datetime.datetime | None, pid: int) -> None:
         try:
             other = procedure_id(holder)
         except ProcedureNotFound:  # a holder that is not a procedure name holds nothing
@@ -172,8 +188,11 @@ class Cluster:
         if resource is None:
             return
         state = read_status(resource).state or ProcedureState.INITIALISING
-        if state in FINAL_STATES or read_spec(resource).desired_state == DesiredState.CREATED:
+        if state in FINAL_STATES:
             return
+        asked = read_spec(resource).desired_state != DesiredState.CREATED
+        if not asked and (acquired is None or _age(acquired) > START_GRACE):
+            return  # its start never took effect (the replica died or its patch failed)
         shown = ProcedureState.RUNNING if state == ProcedureState.CREATED else state
         raise StateConflict(
             f"Procedure {other} is {shown.value}: only one procedure"
@@ -190,6 +209,13 @@ def _conflicts(call: Callable[..., object], *args: Any) -> bool:
             return True
         raise
     return False
+
+
+def _age(moment: datetime.datetime) -> float:
+    """Seconds since ``moment``."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return (datetime.datetime.now(datetime.UTC) - moment).total_seconds()
 
 
 def _now() -> str:
