@@ -117,7 +117,7 @@ def main() -> None:
                              ("runner Event -> SSE", latencies["event"])):  # fmt: skip
             print(f"{name:24} p50 {statistics.median(values):6.1f} ms   "
                   f"p95 {percentile(values, 0.95):6.1f} ms   n={len(values)}")  # fmt: skip
-        print(f"{'GET /procedures':24} {load.per_second:7.0f} req/s   "
+        print(f"{'GET /procedures':24} {load.per_second():7.0f} req/s   "
               f"({load.done} ok, {load.failed} failed, 16 connections, "
               f"{args.procedures} procedures listed)")  # fmt: skip
     finally:
