@@ -167,3 +167,32 @@ def test_create_with_a_uri_the_crd_refuses_is_a_bad_request(api: httpx.Client) -
     assert response.status_code == 400
     assert set(response.json()) == {"error", "type", "Message"}
     assert api.get("/procedures").json() == {"procedures": []}
+
+
+def test_discard_deletes_the_resource(
+    api: httpx.Client, space: Space, runner: StandInProcess
+) -> None:
+    pid = pid_of(create(api, LONG))
+
+    answer = api.delete(f"/procedures/{pid}")
+
+    assert answer.status_code == 200
+    assert api.get(f"/procedures/{pid}").status_code == 404
+    gone = space.cluster.kubectl("-n", space.name, "get", "procedure", f"procedure-{pid}",
+                                 check=False)  # fmt: skip
+    assert gone.returncode != 0
+    assert "NotFound" in gone.stderr
+    assert pid_of(create(api, LONG)) == pid + 1  # an ID is never handed out twice
+
+
+def test_stopping_a_created_procedure_is_409_and_changes_nothing(
+    api: httpx.Client, space: Space, runner: StandInProcess
+) -> None:
+    pid = pid_of(create(api, LONG))
+
+    answer = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": True})
+
+    assert answer.status_code == 409
+    assert "its script is not running" in answer.json()["Message"]
+    spec = space.kubectl_json("get", "procedure", f"procedure-{pid}")["spec"]
+    assert (spec["desiredState"], spec["abort"]) == ("CREATED", False)

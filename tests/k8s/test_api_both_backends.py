@@ -82,7 +82,8 @@ def test_state_conflicts_are_409_with_the_same_messages(api: httpx.Client) -> No
     assert (twice.status_code, twice.json()["Message"]) == (
         409, f"Procedure {first} is already RUNNING")  # fmt: skip
     assert (stopped_again.status_code, stopped_again.json()["Message"]) == (
-        409, f"Procedure {first} is STOPPED: there is nothing to stop")  # fmt: skip
+        409, f"Procedure {first} is STOPPED: its script has ended, so there is nothing to"
+             " stop and nothing was aborted. Check the ID with 'oet list'")  # fmt: skip
 
 
 def test_malformed_bodies_are_422_and_change_nothing(api: httpx.Client) -> None:
@@ -109,3 +110,25 @@ def test_procedure_json_has_the_same_shape(api: httpx.Client, any_server: Server
     assert set(made["history"]) == {"process_states", "stacktrace", "reason"}
     assert list(made["history"]["process_states"]) == ["INITIALISING", "CREATED"]
     assert api.get("/procedures").json() == {"procedures": [made]}
+
+
+def test_discard_forgets_an_idle_procedure_and_refuses_an_executing_one(
+    api: httpx.Client,
+) -> None:
+    idle = create(api, BUSY, init={"kwargs": {"subarray_id": 1}})
+    running = pid_of(create(api, BUSY, init={"kwargs": {"subarray_id": 2}}))
+    start(api, running)
+
+    discarded = api.delete(f"/procedures/{pid_of(idle)}")
+    refused = api.delete(f"/procedures/{running}")
+    stopped = api.put(f"/procedures/{running}", json={"state": "STOPPED", "abort": False})
+
+    assert (discarded.status_code, discarded.json()) == (200, {"procedure": idle})
+    assert api.get(f"/procedures/{pid_of(idle)}").status_code == 404
+    assert refused.status_code == 409
+    assert refused.json()["Message"] == (
+        f"Procedure {running} is RUNNING: its script is executing;"
+        ' stop it first (PUT {"state": "STOPPED"}, oet stop), then discard it'
+    )
+    assert stopped.status_code == 200
+    assert [pid_of(p) for p in api.get("/procedures").json()["procedures"]] == [running]

@@ -35,7 +35,13 @@ from oet.domain import (
     StateConflict,
     Topic,
 )
-from oet.domain.rules import abort_message, check_can_start, check_can_stop, next_to_drop
+from oet.domain.rules import (
+    abort_message,
+    check_can_discard,
+    check_can_start,
+    check_can_stop,
+    next_to_drop,
+)
 from oet.kube import abort_outcome, from_custom_resource, read_spec, to_custom_resource
 from oet.kube.client import api_client, client_configuration, current_namespace
 from oet.kube.events import read_script_event
@@ -162,6 +168,18 @@ class KubernetesBackend:
         procedure = self._procedures.get(pid, procedure)
         resource = self._resources.get(pid, {})
         return abort_message(procedure, abort, abort_outcome(resource))  # type: ignore[arg-type]
+
+    async def discard(self, pid: int) -> Procedure:
+        procedure = self.get(pid)
+        check_can_discard(procedure)
+        seen = str(self._resources[pid].get("metadata", {}).get("resourceVersion", ""))
+        try:  # only the version the rules were checked on: a start elsewhere meanwhile wins
+            await asyncio.to_thread(self.cluster.delete_procedure, pid, seen or None)
+        except ApiException as exc:
+            raise _error(exc, f"Procedure {pid} could not be discarded") from None
+        await self._wait_until(pid, lambda _: False, self.settings.create_wait)  # until gone
+        log.info("procedure %d (%s): discarded on request", pid, procedure.script_uri)
+        return procedure
 
     async def _make_room(self) -> None:
         """Delete Procedures (oldest finished first) until one more fits under the limit."""

@@ -30,8 +30,10 @@ from kubernetes.client import (
     CoreV1Api,
     CustomObjectsApi,
     V1ConfigMap,
+    V1DeleteOptions,
     V1LeaseSpec,
     V1ObjectMeta,
+    V1Preconditions,
 )
 from kubernetes.client.exceptions import ApiException
 
@@ -92,12 +94,18 @@ class Cluster:
         )  # fmt: skip
         return cast(ProcedureResource, patched)
 
-    def delete_procedure(self, pid: int) -> None:
-        """Delete a Procedure (its runner Job goes with it); gone already is fine."""
+    def delete_procedure(self, pid: int, resource_version: str | None = None) -> None:
+        """Delete a Procedure (its runner Job goes with it); gone already is fine.
+
+        With ``resource_version``, only if the Procedure is still that version
+        (else ApiException 409).
+        """
+        preconditions = V1Preconditions(resource_version=resource_version)
         try:
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, self.namespace, PLURAL, procedure_name(pid),
-                propagation_policy="Background",
+                body=V1DeleteOptions(propagation_policy="Background",
+                                     preconditions=preconditions if resource_version else None),
             )  # fmt: skip
         except ApiException as exc:
             if exc.status != 404:
