@@ -112,13 +112,14 @@ def main() -> None:
                "KUBECONFIG": str(config), "OET_MAX_PROCEDURES": "1000"}  # fmt: skip
         server = Server(folder / "unused.sqlite3", env).start()
         latencies = measure(cluster, server, args.procedures)
-        load = asyncio.run(hammer(Endpoint.parse(server.api), None, 16, 5.0))
+        assert server.process is not None
+        load = asyncio.run(hammer(Endpoint.parse(server.api), server.process.pid, 16, 5.0))
         for name, values in (("status change -> SSE", latencies["status"]),
                              ("runner Event -> SSE", latencies["event"])):  # fmt: skip
             print(f"{name:24} p50 {statistics.median(values):6.1f} ms   "
                   f"p95 {percentile(values, 0.95):6.1f} ms   n={len(values)}")  # fmt: skip
         print(f"{'GET /procedures':24} {load.per_second():7.0f} req/s   "
-              f"({load.done} ok, {load.failed} failed, 16 connections, "
+              f"({load.requests} ok, {load.failed} failed, 16 connections, "
               f"{args.procedures} procedures listed)")  # fmt: skip
     finally:
         if server is not None:
