@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help install rest test test-k8s cluster-build cluster lint bench clean browser screenshot
+.PHONY: help install rest k8s test test-k8s cluster-build cluster lint bench bench-k8s clean browser screenshot
 
 help: ## show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ install: $(VENV)/.installed ## create .venv and install OET with its test tools
 
 rest: install ## start the embedded OET REST server on $(HOST):$(PORT)
 	$(BIN)/oet-rest --host $(HOST) --port $(PORT)
+
+k8s: cluster-build ## OET on the Kubernetes backend on the test cluster (API on $(PORT)); Ctrl-C stops it
+	$(BIN)/python tools/k8s_session.py --port $(PORT)
 
 test: lint browser cluster-build ## lint, then run the whole test suite (browser and Kubernetes tests included)
 	$(BIN)/python -m pytest
@@ -45,6 +48,9 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 
 bench: install ## measure latency, throughput and memory against a fresh server
 	$(BIN)/python bench/bench_embedded.py
+
+bench-k8s: cluster-build ## measure the Kubernetes backend (status -> SSE latency, GET list) on the test cluster
+	$(BIN)/python bench/bench_kubernetes.py
 
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)

@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         """``script_dirs`` as resolved directories (empty entries ignored)."""
         return [Path(os.path.realpath(d)) for d in self.script_dirs.split(":") if d.strip()]
 
+    backend: Literal["embedded", "kubernetes"] = Field(
+        "embedded",
+        description="What runs procedures: 'embedded' (runner subprocesses of the server,"
+        " SQLite) or 'kubernetes' (Procedure resources in kube_namespace).",
+    )
+
     # -- Kubernetes backend: where procedures live and how runner Jobs are made --
     kube_namespace: str = Field(
         "", description="Namespace of Procedures and runner Jobs; empty: OET's own namespace."

@@ -25,8 +25,16 @@ def create_app(
     absolute when the ``public_url`` setting does not say where clients are.
     """
     settings = settings or get_settings()
-    bus = EventBus(settings.event_buffer)
-    chosen: Backend = backend or EmbeddedBackend(settings, bus, listen_url)
+    bus: EventBus
+    chosen: Backend
+    if backend is None and settings.backend == "kubernetes":
+        from oet.api.backends.kubernetes import ClusterEventBus, KubernetesBackend
+
+        bus = ClusterEventBus(settings.event_buffer)
+        chosen = KubernetesBackend(settings, bus, listen_url)
+    else:
+        bus = EventBus(settings.event_buffer)
+        chosen = backend or EmbeddedBackend(settings, bus, listen_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

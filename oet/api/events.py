@@ -78,10 +78,14 @@ class EventBus:
             payload,
         )
         self._next_id += 1
-        (self._polls if topic == Topic.REQUEST_LIST else self._buffer).append(event)
+        self._emit(event)
+        return event
+
+    def _emit(self, event: Event) -> None:
+        """Buffer ``event`` (already numbered) and hand it to every listener."""
+        (self._polls if event.topic == Topic.REQUEST_LIST else self._buffer).append(event)
         for subscription in self._subscriptions:
             subscription.offer(event)
-        return event
 
     def subscribe(self, last_event_id: int | None = None) -> Subscription:
         """Start listening; with ``last_event_id``, first replay what came after it.

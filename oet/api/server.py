@@ -10,7 +10,7 @@ import uvicorn
 
 from oet.api.app import create_app
 from oet.config import get_settings
-from oet.domain import StorageUnavailable
+from oet.domain import ClusterUnavailable, StorageUnavailable
 
 log = logging.getLogger("oet")
 
@@ -42,7 +42,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     settings = get_settings()
-    log.info("procedure records in %s", settings.db_path)
+    if settings.backend == "kubernetes":
+        log.info("procedures are Procedure resources in the cluster (kubernetes backend)")
+    else:
+        log.info("procedure records in %s", settings.db_path)
     if not _is_loopback(args.host) and not settings.api_token:
         log.warning(
             "listening on %s without an API token: anyone who can reach this port can run"
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     try:
         app = create_app(settings, listen_url=_listen_url(args.host, args.port))
-    except StorageUnavailable as exc:
+    except (StorageUnavailable, ClusterUnavailable) as exc:
         print(f"oet-rest: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     uvicorn.run(

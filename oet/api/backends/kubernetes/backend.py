@@ -1,0 +1,307 @@
+"""The Kubernetes backend: each procedure is a Procedure resource; runners are the operator's.
+
+This server keeps no state of its own. Reads (list, get) come from a cache
+that a watch on the namespace's Procedures keeps current, so a GET costs the
+API server nothing. Changes go to the API server: create makes the resource,
+start and stop patch its ``spec`` (guarded JSON Patches), and the answer waits
+until the cache shows the runner's reaction, as the embedded backend waits
+for its runner. Lifecycle events come from status changes seen by the watch,
+script events from the runner's Events (``oet.kube.events``); both are
+numbered by resourceVersion (:mod:`.bus`), so any replica can serve a client.
+"""
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from oet.api import procedure_path
+from oet.api.backends.kubernetes.bus import ID_SCALE, ClusterEventBus
+from oet.api.backends.kubernetes.cluster import Cluster
+from oet.api.backends.kubernetes.watch import Follower, Item, Items
+from oet.config import Settings
+from oet.domain import (
+    Event,
+    InvalidRequest,
+    Procedure,
+    ProcedureInput,
+    ProcedureNotFound,
+    ProcedureState,
+    RunnerError,
+    StateConflict,
+    Topic,
+)
+from oet.domain.rules import (
+    abort_message,
+    check_can_discard,
+    check_can_start,
+    check_can_stop,
+    next_to_drop,
+)
+from oet.kube import abort_outcome, from_custom_resource, read_spec, to_custom_resource
+from oet.kube.client import api_client, client_configuration, current_namespace
+from oet.kube.events import read_script_event
+from oet.kube.names import procedure_id
+from oet.kube.spec_patches import start_patch, stop_patch
+
+log = logging.getLogger(__name__)
+S = ProcedureState
+
+LIFECYCLE_TOPICS = {
+    S.CREATED: Topic.CREATED,
+    S.RUNNING: Topic.STARTED,
+    S.COMPLETED: Topic.COMPLETE,
+    S.FAILED: Topic.FAILED,
+    S.STOPPED: Topic.STOPPED,
+}
+
+
+def _rv(item: Item) -> int:
+    return int(item.get("metadata", {}).get("resourceVersion") or 0)
+
+
+class KubernetesBackend:
+    """Procedures as custom resources in ``kube_namespace``, read through a watch-fed cache."""
+
+    def __init__(self, settings: Settings, bus: ClusterEventBus, base_url: str = "") -> None:
+        self.settings = settings
+        self.bus = bus
+        self.base_url = (settings.public_url or base_url).rstrip("/")
+        self.namespace = current_namespace(settings.kube_namespace)
+        client = api_client(client_configuration())
+        self.cluster = Cluster(client, self.namespace)
+        self._procedures: dict[int, Procedure] = {}
+        self._resources: dict[int, Item] = {}
+        self._changed: dict[int, asyncio.Event] = {}
+        self._followers = [
+            Follower("procedures", client, self.cluster.list_procedures,
+                     self._on_procedure, self._on_procedures_relisted),
+            Follower("events", client, self.cluster.list_events,
+                     self._on_event, self._on_events_relisted),
+        ]  # fmt: skip
+
+    # -- lifecycle of the server ---------------------------------------------
+    async def startup(self) -> None:
+        """Fill the cache and the replay buffer from the cluster, then follow it."""
+        loop = asyncio.get_running_loop()
+        procedures, events = self._followers
+        items, procedures_rv = await asyncio.to_thread(procedures.list)
+        notes, events_rv = await asyncio.to_thread(events.list)
+        seeds: list[Event] = []
+        exact_from = 0
+        for item in items:
+            procedure = self._store(item)
+            event = self._lifecycle_event(procedure, _rv(item)) if procedure else None
+            if event is not None:
+                seeds.append(event)
+                exact_from = max(exact_from, event.id)
+        seeds.extend(e for note in notes if (e := self._script_event(note)) is not None)
+        self.bus.seed(seeds, exact_from)
+        procedures.start(loop, procedures_rv)
+        events.start(loop, events_rv)
+        log.info("following procedures in namespace %s", self.namespace)
+
+    async def shutdown(self) -> None:
+        """Stop following the cluster. Procedures go on: their runners are not ours."""
+        for follower in self._followers:
+            follower.stop()
+
+    # -- queries ------------------------------------------------------------
+    def list(self, pids: list[int] | None = None) -> list[Procedure]:
+        if pids is None:
+            return [self._procedures[pid] for pid in sorted(self._procedures)]
+        return [self.get(pid) for pid in pids]
+
+    def get(self, pid: int) -> Procedure:
+        try:
+            return self._procedures[pid]
+        except KeyError:
+            raise ProcedureNotFound(pid) from None
+
+    # -- commands -----------------------------------------------------------
+    async def create(self, script_uri: str, init: ProcedureInput, run: ProcedureInput) -> Procedure:
+        await self._make_room()
+        while True:
+            floor = max(self._procedures, default=0)
+            pid = await self._call(self.cluster.next_id, floor)
+            body = to_custom_resource(Procedure(pid, script_uri, init, run), self.namespace)
+            body.pop("status", None)
+            try:
+                created = await asyncio.to_thread(self.cluster.create_procedure, body)
+            except ApiException as exc:
+                if exc.status == 409:  # made by hand or by an older counter: take the next
+                    continue
+                if exc.status == 422:  # the CRD's schema refused it (e.g. a URI without scheme)
+                    raise InvalidRequest(f"Cannot create the procedure: {_message(exc)}") from None
+                raise _error(exc, f"Procedure {pid} could not be created") from None
+            break
+        self._on_procedure("ADDED", dict(created))
+        await self._wait_until(pid, lambda p: p.state != S.INITIALISING, self.settings.create_wait)
+        return self.get(pid)
+
+    async def start(self, pid: int, run: ProcedureInput | None) -> Procedure:
+        procedure = self.get(pid)
+        check_can_start(procedure, self._procedures.values())
+        await self._call(self.cluster.take_running_lease, pid)
+        try:
+            await asyncio.to_thread(self.cluster.patch_spec, pid, start_patch(run))
+        except ApiException as exc:
+            await asyncio.to_thread(self.cluster.release_running_lease, pid)
+            raise _error(exc, f"Procedure {pid} could not be started") from None
+        await self._wait_until(pid, lambda p: p.state != S.CREATED, self.settings.create_wait)
+        return self.get(pid)
+
+    async def stop(self, pid: int, abort: bool) -> str:
+        procedure = self.get(pid)
+        check_can_stop(procedure)
+        seen = read_spec(self._resources[pid]).desired_state  # type: ignore[arg-type]
+        try:
+            await asyncio.to_thread(self.cluster.patch_spec, pid, stop_patch(seen, abort))
+        except ApiException as exc:
+            raise _error(exc, f"Procedure {pid} could not be stopped") from None
+        limit = self.settings.stop_grace + self.settings.abort_timeout + 5
+        await self._wait_until(pid, lambda p: p.is_final, limit)
+        procedure = self._procedures.get(pid, procedure)
+        resource = self._resources.get(pid, {})
+        return abort_message(procedure, abort, abort_outcome(resource))  # type: ignore[arg-type]
+
+    async def discard(self, pid: int) -> Procedure:
+        procedure = self.get(pid)
+        check_can_discard(procedure)
+        seen = str(self._resources[pid].get("metadata", {}).get("resourceVersion", ""))
+        try:  # only the version the rules were checked on: a start elsewhere meanwhile wins
+            await asyncio.to_thread(self.cluster.delete_procedure, pid, seen or None)
+        except ApiException as exc:
+            raise _error(exc, f"Procedure {pid} could not be discarded") from None
+        await self._wait_until(pid, lambda _: False, self.settings.create_wait)  # until gone
+        log.info("procedure %d (%s): discarded on request", pid, procedure.script_uri)
+        return procedure
+
+    async def _make_room(self) -> None:
+        """Delete Procedures (oldest finished first) until one more fits under the limit."""
+        kept = dict(self._procedures)
+        while (victim := next_to_drop(kept.values(), self.settings.max_procedures)) is not None:
+            await self._call(self.cluster.delete_procedure, victim.id)
+            del kept[victim.id]
+
+    async def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking cluster call; API server refusals become OET errors."""
+        try:
+            return await asyncio.to_thread(function, *args)
+        except ApiException as exc:
+            raise _error(exc, "The Kubernetes API server refused the request") from None
+
+    # -- what the watches bring ----------------------------------------------
+    def _store(self, item: Item) -> Procedure | None:
+        try:
+            procedure = from_custom_resource(item)  # type: ignore[arg-type]
+        except Exception:  # a malformed resource is skipped, not fatal
+            log.warning("ignoring malformed Procedure %s", item.get("metadata", {}).get("name"))
+            return None
+        self._procedures[procedure.id] = procedure
+        self._resources[procedure.id] = item
+        return procedure
+
+    def _on_procedure(self, kind: str, item: Item) -> None:
+        try:
+            pid = int(item["spec"]["id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if kind == "DELETED":
+            self._procedures.pop(pid, None)
+            self._resources.pop(pid, None)
+            self._notify(pid)
+            return
+        if _rv(item) <= _rv(self._resources.get(pid, {})):
+            return  # already seen (a create's own answer, then its watch event)
+        old = self._procedures.get(pid)
+        procedure = self._store(item)
+        if procedure is None:
+            return
+        if old is None or old.state != procedure.state:
+            event = self._lifecycle_event(procedure, _rv(item))
+            if event is not None:
+                self.bus.publish_cluster(_rv(item), event.topic, event.payload, pid, "api",
+                                         event.time)  # fmt: skip
+        self._notify(pid)
+
+    def _on_procedures_relisted(self, items: Items) -> None:
+        """After a lost watch: take the list as it is; earlier IDs can no longer replay."""
+        seen = set()
+        for item in items:
+            self._on_procedure("MODIFIED", item)
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                seen.add(int(item["spec"]["id"]))
+        for pid in set(self._procedures) - seen:
+            self._on_procedure("DELETED", {"spec": {"id": pid}})
+        self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
+
+    def _on_event(self, kind: str, item: Item) -> None:
+        if kind == "ADDED" and (event := self._script_event(item)) is not None:
+            self.bus.publish_cluster(event.id // ID_SCALE, event.topic, event.payload,
+                                     event.procedure_id, "script", event.time)  # fmt: skip
+
+    def _on_events_relisted(self, _items: Items) -> None:
+        self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
+
+    def _lifecycle_event(self, procedure: Procedure, resource_version: int) -> Event | None:
+        topic = LIFECYCLE_TOPICS.get(procedure.state)
+        if topic is None:
+            return None
+        summary = procedure.to_json(self.base_url + procedure_path(procedure.id))
+        when = procedure.history.process_states[procedure.state]
+        return Event(resource_version * ID_SCALE, topic, when, procedure.id, "api",
+                     {"procedure": summary})  # fmt: skip
+
+    @staticmethod
+    def _script_event(item: Item) -> Event | None:
+        parsed = read_script_event(item)
+        if parsed is None:
+            return None
+        try:
+            pid = procedure_id(str((item.get("involvedObject") or {}).get("name", "")))
+        except ProcedureNotFound:
+            return None
+        return Event(_rv(item) * ID_SCALE, parsed.topic, parsed.time, pid, "script",
+                     parsed.payload)  # fmt: skip
+
+    # -- waiting ------------------------------------------------------------
+    def _notify(self, pid: int) -> None:
+        if changed := self._changed.pop(pid, None):
+            changed.set()
+
+    async def _wait_until(
+        self, pid: int, done: Callable[[Procedure], bool], timeout: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (procedure := self._procedures.get(pid)) is not None and not done(procedure):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            changed = self._changed.setdefault(pid, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), remaining)
+
+
+def _error(exc: ApiException, what: str) -> Exception:
+    """An API server refusal as the OET error a client understands."""
+    detail = _message(exc)
+    if exc.status == 404:
+        return StateConflict(f"{what}: it no longer exists")
+    if exc.status in (409, 422):
+        return StateConflict(f"{what}: {detail}")
+    if exc.status == 400:
+        return InvalidRequest(f"{what}: {detail}")
+    return RunnerError(f"{what}: Kubernetes API server answered {exc.status} {detail}")
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+    except (ValueError, AttributeError):
+        return str(exc.reason)
