@@ -17,6 +17,7 @@ from typing import Any
 
 from oet.api import procedure_path
 from oet.api.backends.embedded.runner_process import RunnerProcess
+from oet.api.backends.embedded.spares import SpareRunners
 from oet.api.backends.embedded.store import ProcedureStore
 from oet.api.events import EventBus
 from oet.config import Settings
@@ -61,6 +62,7 @@ class EmbeddedBackend:
         self._abort_outcomes: dict[int, tuple[bool, str]] = {}
         self._interrupted: set[int] = set()  # scripts stopped, runner still aborting
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.spares = SpareRunners(settings.warm_runners)
 
     # -- lifecycle of the server ---------------------------------------------
     async def startup(self) -> None:
@@ -73,9 +75,11 @@ class EmbeddedBackend:
                     " its runner ended with it"
                 )
                 self._move(procedure, S.FAILED)
+        self.spares.fill()
 
     async def shutdown(self) -> None:
         """Stop every live procedure (no abort), kill stragglers, record the outcome."""
+        await self.spares.close()
         live = [p for p in self._procedures.values() if p.state in LIVE_STATES]
         for procedure in live:
             procedure.history.reason = "The OET server shut down"
@@ -137,13 +141,17 @@ class EmbeddedBackend:
     async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:
         """Spawn the procedure's runner; a failure to spawn ends the procedure FAILED."""
         pid = procedure.id
+        handlers = (
+            lambda message: self._on_report(pid, message),
+            lambda code: self._on_runner_exit(pid, code),
+            self.settings.script_output_limit,
+        )
         try:
-            self._runners[pid] = await RunnerProcess.spawn(
-                load,
-                lambda message: self._on_report(pid, message),
-                lambda code: self._on_runner_exit(pid, code),
-                self.settings.script_output_limit,
-            )
+            if spare := self.spares.take():
+                spare.hand(load, *handlers)
+                self._runners[pid] = spare
+            else:
+                self._runners[pid] = await RunnerProcess.spawn(load, *handlers)
         except Exception as exc:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
