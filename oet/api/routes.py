@@ -5,11 +5,13 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import Response
 
 from oet.api import procedure_path
 from oet.api.backends import Backend
 from oet.api.events import EventBus
 from oet.api.guards import guard_change
+from oet.api.listing import ListingCache
 from oet.api.models import CreateProcedure, UpdateProcedure, parse_body
 from oet.api.responses import JSONBody
 from oet.domain import Procedure, ProcedureNotFound, Topic
@@ -74,10 +76,11 @@ def _pid(text: str) -> int:
 
 
 @router.get("/procedures", summary="List procedures")
-async def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> JSONBody:
+async def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> Response:
     """Every kept procedure, oldest first."""
     bus.publish(Topic.REQUEST_LIST, {"pids": None})
-    return JSONBody({"procedures": _summaries(request, backend.list())})
+    cache: ListingCache = request.app.state.listing
+    return cache.response(backend, base_url(request))
 
 
 @router.get("/procedures/{pid}", summary="Retrieve one procedure")

@@ -63,6 +63,8 @@ class EmbeddedBackend:
         self._interrupted: set[int] = set()  # scripts stopped, runner still aborting
         self._tasks: set[asyncio.Task[Any]] = set()
         self.spares = SpareRunners(settings.warm_runners)
+        self.changes = 0
+        """Grows with every change to any procedure: cached listings compare it."""
 
     # -- lifecycle of the server ---------------------------------------------
     async def startup(self) -> None:
@@ -118,6 +120,7 @@ class EmbeddedBackend:
         self._make_room()
         procedure = Procedure(self._store.new_id(), script_uri, init, run)
         self._procedures[procedure.id] = procedure
+        self.changes += 1
         self._store.save(procedure)
         load = {
             "procedure_id": procedure.id,
@@ -273,6 +276,7 @@ class EmbeddedBackend:
     def _move(self, procedure: Procedure, new: ProcedureState) -> None:
         old = procedure.state
         procedure.move_to(new)
+        self.changes += 1
         log.info(
             "procedure %d (%s): %s -> %s%s",
             procedure.id,
@@ -317,6 +321,7 @@ class EmbeddedBackend:
 
     def _drop(self, procedure: Procedure) -> None:
         del self._procedures[procedure.id]
+        self.changes += 1
         self._store.delete(procedure.id)
         if runner := self._runners.pop(procedure.id, None):
             runner.kill()
