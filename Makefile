@@ -42,8 +42,9 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-bench: install ## measure latency, throughput and memory against a fresh server
-	$(BIN)/python bench/bench_embedded.py
+BENCH_ARGS ?= --pause 0.5
+bench: install ## measure latency, throughput and memory against a fresh server, with floors
+	$(BIN)/python bench/bench_embedded.py $(BENCH_ARGS)
 
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
