@@ -134,11 +134,14 @@ class EmbeddedBackend:
                 "timeout": self.settings.abort_timeout,
             },
         }
-        # Shielded: a cancelled request must not leave a recorded procedure without a runner.
-        await asyncio.shield(self._launch(procedure, load))
-        await self._wait_until(
-            procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
-        )
+        try:
+            # Shielded: a cancelled request must not leave a recorded procedure without a runner.
+            await asyncio.shield(self._launch(procedure, load))
+            await self._wait_until(
+                procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
+            )
+        finally:
+            self.spares.fill()  # after init, not beside it: both want the CPU
         return procedure
 
     async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:

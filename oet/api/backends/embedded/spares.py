@@ -2,11 +2,13 @@
 
 Most of a cold create is starting a Python interpreter and importing the
 runner. A spare is a runner (``python -m oet.runner``) that has done both
-and waits for its load command; creating a procedure hands it the next spare
-and starts a replacement in the background. Nothing else changes: each spare
-runs one procedure and exits, so nothing of one script is visible to the
-next, and the load command carries the settings, environment and working
-directory of the moment it is sent (:meth:`RunnerProcess.hand`).
+and waits for its load command; creating a procedure hands it the oldest
+spare and, once that create has been answered, starts a replacement in the
+background (not at once: the new interpreter would compete for the CPU with
+the ``init`` being waited for). Nothing else changes: each spare runs one
+procedure and exits, so nothing of one script is visible to the next, and
+the load command carries the settings, environment and working directory of
+the moment it is sent (:meth:`RunnerProcess.hand`).
 
 A spare that dies while idle is replaced (after a pause that grows while
 spares keep dying, so a broken installation does not spin). A spare whose
@@ -43,18 +45,19 @@ class SpareRunners:
             self._filling = asyncio.create_task(self._top_up())
 
     def take(self) -> RunnerProcess | None:
-        """The oldest live spare, or None; a replacement is started either way."""
-        try:
-            while self._idle:
-                runner = self._idle.popleft()
-                self._unwatch(runner)
-                if runner.idle:
-                    self._pause = 0.0
-                    return runner
-                runner.kill()  # gone or going: the event loop reaps it
-            return None
-        finally:
-            self.fill()
+        """The oldest live spare, or None. Call :meth:`fill` once the spare has been used.
+
+        Replacing it is left to the caller, so that a new interpreter starting
+        does not compete for the CPU with the procedure being created.
+        """
+        while self._idle:
+            runner = self._idle.popleft()
+            self._unwatch(runner)
+            if runner.idle:
+                self._pause = 0.0
+                return runner
+            runner.kill()  # gone or going: the event loop reaps it
+        return None
 
     @property
     def ready(self) -> int:
