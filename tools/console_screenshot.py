@@ -59,7 +59,8 @@ def _server(workdir: Path) -> Iterator[str]:
     env = {
         **os.environ,
         "OET_DB_PATH": str(workdir / "oet.sqlite3"),
-        "OET_SCRIPT_DIRS": f"{REPO / 'scripts'}:{workdir}",  # the examples and the failing one
+        # the scene's failing script lives in the scratch directory, beside the shipped ones
+        "OET_SCRIPT_DIRS": f"{REPO / 'scripts'}:{workdir}",
     }
     with (workdir / "server.log").open("wb") as log:
         process = subprocess.Popen(
