@@ -106,7 +106,10 @@ class SpareRunners:
             self._idle.remove(runner)
             self._watchers.pop(runner, None)
             self._pause = min(_MAX_PAUSE, self._pause * 2 or 0.5)
-            log.warning(
+            # Killed (a signal to the server's whole process group, say): worth a note.
+            # Exited on its own: the installation cannot start runners, worth a warning.
+            log.log(
+                logging.INFO if code < 0 else logging.WARNING,
                 "a spare runner exited while idle (code %s); another is started in %g s",
                 code,
                 self._pause,
