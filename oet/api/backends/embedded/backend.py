@@ -44,6 +44,9 @@ from oet.script_files import locate_script
 log = logging.getLogger(__name__)
 S = ProcedureState
 
+_REFILL_DELAY = 0.25
+"""Seconds after a create is answered before the spare it used is replaced."""
+
 _LIFECYCLE_TOPICS = {
     S.CREATED: Topic.CREATED,
     S.RUNNING: Topic.STARTED,
@@ -147,7 +150,8 @@ class EmbeddedBackend:
                 procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
             )
         finally:
-            self.spares.fill()  # after init, not beside it: both want the CPU
+            # Not beside init, nor beside a start that follows at once: all want the CPU.
+            self.spares.fill(after=_REFILL_DELAY)
         return procedure
 
     async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:

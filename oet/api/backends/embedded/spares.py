@@ -3,9 +3,9 @@
 Most of a cold create is starting a Python interpreter and importing the
 runner. A spare is a runner (``python -m oet.runner``) that has done both
 and waits for its load command; creating a procedure hands it the oldest
-spare and, once that create has been answered, starts a replacement in the
-background (not at once: the new interpreter would compete for the CPU with
-the ``init`` being waited for). Nothing else changes: each spare runs one
+spare and, shortly after that create has been answered, starts a replacement
+in the background (not at once: the new interpreter would compete for the
+CPU with the ``init`` being waited for, or with a start that follows). Nothing else changes: each spare runs one
 procedure and exits, so nothing of one script is visible to the next, and
 the load command carries the settings, environment and working directory of
 the moment it is sent (:meth:`RunnerProcess.hand`).
@@ -39,10 +39,10 @@ class SpareRunners:
         self._pause = 0.0
         self._closed = False
 
-    def fill(self) -> None:
-        """Start spares in the background until ``count`` are ready."""
+    def fill(self, after: float = 0.0) -> None:
+        """Start spares in the background, ``after`` seconds from now, until ``count`` are ready."""
         if self.count and not self._closed and (self._filling is None or self._filling.done()):
-            self._filling = asyncio.create_task(self._top_up())
+            self._filling = asyncio.create_task(self._top_up(after))
 
     def take(self) -> RunnerProcess | None:
         """The oldest live spare, or None. Call :meth:`fill` once the spare has been used.
@@ -85,7 +85,8 @@ class SpareRunners:
             self._unwatch(runner)
             await runner.discard()
 
-    async def _top_up(self) -> None:
+    async def _top_up(self, after: float) -> None:
+        await asyncio.sleep(after)
         while not self._closed and len(self._idle) < self.count:
             if self._pause:
                 await asyncio.sleep(self._pause)
