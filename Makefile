@@ -46,8 +46,9 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/mypy --strict k8s/testenv/*.py
 	$(BIN)/lint-imports
 
-bench: install ## measure latency, throughput and memory against a fresh server
-	$(BIN)/python bench/bench_embedded.py
+BENCH_ARGS ?= --pause 0.5
+bench: install ## measure latency, throughput and memory against a fresh server, with floors
+	$(BIN)/python bench/bench_embedded.py $(BENCH_ARGS)
 
 bench-k8s: cluster-build ## measure the Kubernetes backend (status -> SSE latency, GET list) on the test cluster
 	$(BIN)/python bench/bench_kubernetes.py

@@ -34,7 +34,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from local_server import cpu_seconds, memory_of, own_server
+import floors
+from fanout import fanout
+from local_server import cpu_seconds, memory_of, own_server, runner_memory
 from wire import BenchError, Connection, Endpoint, EventStream, Received, read_response, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,6 +111,17 @@ class Samples:
     list_events_streamed: int = 0
     stream_disordered: int = 0
     stream_ended_early: bool = False
+    cold_import: list[float] = dataclasses.field(default_factory=list)
+    """Floor for create: cold ``python -c "import oet.runner"``."""
+    loopback: list[float] = dataclasses.field(default_factory=list)
+    """Floor for reads: one HTTP round trip on loopback to a minimal server."""
+    loopback_cpu_ms: float = math.nan
+    reads: list[float] = dataclasses.field(default_factory=list)
+    """Sequential GET /procedures from one client."""
+    idle: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    """RSS and PSS (MB) of the runners of ``--idle`` CREATED procedures, and of spares."""
+    fanout: list[float] = dataclasses.field(default_factory=list)
+    """Start -> complete event at the slowest of ``--listeners`` SSE clients."""
     errors: list[str] = dataclasses.field(default_factory=list)
 
 
@@ -239,6 +252,17 @@ async def fill_list(api: Connection, uri: str, want: int) -> int:
     return len(answer["procedures"])
 
 
+async def idle_memory(api: Connection, uri: str, pid: int, count: int) -> dict[str, list[float]]:
+    """Create ``count`` procedures and leave them CREATED; their runners' memory."""
+    for _ in range(count):
+        await create(api, uri, None)
+    await asyncio.sleep(1.0)  # for the spare started after the last create
+    memory = runner_memory(pid)
+    if len(memory["pss"]) < count:
+        raise BenchError(f"{len(memory['pss'])} loaded runners found, {count} expected")
+    return memory
+
+
 # -- report ----------------------------------------------------------------------------
 
 
@@ -290,17 +314,39 @@ def figures(samples: Samples, memory: dict[str, float]) -> list[Figure]:
             Figure(name, load.per_second(), "req/s", limit, True),
             Figure("    server CPU per request", load.ms_per_request(load.server_cpu), "ms"),
             Figure("    bench CPU per request", load.ms_per_request(load.bench_cpu), "ms"),
+            Figure("    bench CPU share of one core", load.bench_cpu / load.seconds * 100, "%"),
         ]
 
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values) if values else math.nan
+
+    create_p50 = percentile(samples.create, 0.5)
+    cold_p50 = percentile(samples.cold_import, 0.5)
+    reads_p50 = percentile(samples.reads, 0.5)
+    loopback_p50 = percentile(samples.loopback, 0.5)
+    alone_cpu = samples.alone.ms_per_request(samples.alone.server_cpu) if samples.alone else None
+    idle = samples.idle
+
     report = [
-        *dist("create -> CREATED", samples.create, 60),
+        *dist("create -> CREATED", samples.create, 10),
         *dist("  server: CREATED - INITIALISING", samples.create_server),
+        *dist("  floor: cold python -c 'import oet.runner'", samples.cold_import),
+        Figure("  floor / create (p50s)", floors.ratio(cold_p50, create_p50), "x", 3, True),
         *dist("start -> COMPLETED event", samples.start_complete, 30),
         *dist("  server: COMPLETED - RUNNING", samples.start_complete_server),
         *dist("  PUT RUNNING answered", samples.start_answer),
         *dist("script event -> SSE client", samples.tick, 5),
-        *throughput("GET /procedures", samples.alone, 1500),
+        *throughput("GET /procedures", samples.alone, 6000),
         Figure("  procedures in each answer", samples.listed, ""),
+        *dist("  one client, sequential", samples.reads),
+        *dist("  floor: loopback HTTP round trip", samples.loopback),
+        Figure("  one client / floor (p50s)", floors.ratio(reads_p50, loopback_p50), "x"),
+        Figure("  floor server CPU per request", samples.loopback_cpu_ms, "ms"),
+        Figure(
+            "  server CPU per request / floor's",
+            floors.ratio(alone_cpu or math.nan, samples.loopback_cpu_ms),
+            "x",
+        ),
         *throughput("  with one SSE listener open", samples.streamed),
         Figure(
             "  their events missing from the stream",
@@ -309,6 +355,11 @@ def figures(samples: Samples, memory: dict[str, float]) -> list[Figure]:
             1,
         ),
         Figure("SSE events out of ID order", samples.stream_disordered, "", 1),
+        *dist("start -> COMPLETED at slowest SSE listener", samples.fanout, 20),
+        Figure("idle loaded procedure PSS (mean)", mean(idle.get("pss", [])), "MB", 5),
+        Figure("  idle loaded procedure RSS (mean)", mean(idle.get("rss", [])), "MB"),
+        Figure("  idle procedures measured", float(len(idle.get("pss", []))), ""),
+        Figure("  spare runner PSS (mean)", mean(idle.get("spare_pss", [])), "MB"),
         Figure("SSE stream closed by the server", float(samples.stream_ended_early), "", 1),
     ]
     if memory:
@@ -347,6 +398,8 @@ async def measure(endpoint: Endpoint, pid: int | None, args: argparse.Namespace)
         noop, ticker = Path(folder, "bench_noop.py"), Path(folder, "bench_ticker.py")
         noop.write_text(NOOP_SCRIPT)
         ticker.write_text(TICKER_SCRIPT)
+        samples.cold_import = await asyncio.to_thread(floors.cold_imports, args.source, 10)
+        samples.loopback, samples.loopback_cpu_ms = await floors.loopback_round_trips(500)
         api = Connection(endpoint, args.timeout)
         stream = EventStream(endpoint)
         await stream.open(args.timeout)
@@ -354,6 +407,9 @@ async def measure(endpoint: Endpoint, pid: int | None, args: argparse.Namespace)
             await lifecycles(api, stream, noop.as_uri(), args, samples)
             await script_events(api, stream, ticker.as_uri(), args, samples)
             samples.listed = await fill_list(api, noop.as_uri(), 10)
+            if pid:
+                samples.idle = await idle_memory(api, noop.as_uri(), pid, args.idle)
+            samples.reads = await floors.sequential_reads(endpoint, 500)
             await asyncio.sleep(0.2)  # the last GET's event is still on its way
             listed_before = stream.topics[LISTED]
             samples.streamed = await hammer(endpoint, pid, args.clients, args.seconds / 2)
@@ -366,6 +422,13 @@ async def measure(endpoint: Endpoint, pid: int | None, args: argparse.Namespace)
             api.close()
         await asyncio.sleep(0.2)  # let the server notice the listener has gone
         samples.alone = await hammer(endpoint, pid, args.clients, args.seconds)
+        api = Connection(endpoint, args.timeout)
+        try:
+            samples.fanout = await fanout(api, noop.as_uri(), args.listeners, 5, args.timeout)
+        except (BenchError, OSError, TimeoutError) as exc:
+            samples.errors.append(f"SSE fan-out: {exc}")
+        finally:
+            api.close()
     loads = [load for load in (samples.alone, samples.streamed) if load is not None]
     if failed := sum(load.failed for load in loads):
         samples.errors.append(f"GET /procedures: {failed} failed requests")
@@ -393,6 +456,8 @@ _LIMITS: list[tuple[str, Callable[[str], Any], float, float, float, str]] = [
     ("--clients", int, 1, 256, 16, "concurrent GET /procedures connections"),
     ("--seconds", float, 0.5, 60, 5.0, "duration of the GET /procedures phase"),
     ("--timeout", float, 1, 120, 30.0, "limit in seconds for any one request or wait"),
+    ("--idle", int, 1, 10, 10, "CREATED procedures whose runners' memory is measured"),
+    ("--listeners", int, 1, 200, 50, "SSE listeners waiting for a procedure's end together"),
 ]
 
 

@@ -111,3 +111,29 @@ def memory_of(pid: int) -> dict[str, float]:
         "runners": float(len(runners)),
         "runner_rss": runner_rss,
     }
+
+
+def _rollup(pid: int) -> dict[str, float]:
+    """``/proc/<pid>/smaps_rollup`` in MB: Rss and Pss (pages shared with others split)."""
+    found = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        field, _, value = line.partition(":")
+        if field in ("Rss", "Pss"):
+            found[field.lower()] = int(value.split()[0]) / 1024
+    return found
+
+
+def runner_memory(pid: int) -> dict[str, list[float]]:
+    """RSS and PSS (MB) of the server's loaded runners and of its idle spares.
+
+    A runner names itself ``oet-runner-<id>`` once it has loaded a procedure.
+    """
+    found: dict[str, list[float]] = {"rss": [], "pss": [], "spare_rss": [], "spare_pss": []}
+    for child in children(pid):
+        with contextlib.suppress(OSError, KeyError):
+            loaded = Path(f"/proc/{child}/comm").read_text().startswith("oet-runner-")
+            memory = _rollup(child)
+            prefix = "" if loaded else "spare_"
+            found[prefix + "rss"].append(memory["rss"])
+            found[prefix + "pss"].append(memory["pss"])
+    return found

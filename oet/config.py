@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Bytes of script output per runner per minute copied to the server log.",
     )
+    warm_runners: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Runner processes kept started ahead of need, so creating a procedure"
+        " is quick (embedded backend); 0 starts each runner on demand.",
+    )
 
     def allowed_script_dirs(self) -> list[Path]:
         """``script_dirs`` as resolved directories (empty entries ignored)."""

@@ -31,6 +31,16 @@ def become_subreaper() -> bool:
         return False
 
 
+_PR_SET_NAME = 15
+
+
+def name_process(name: str) -> None:
+    """Set this process's name as ``ps``/``top`` show it (``/proc/<pid>/comm``, 15 bytes)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
 def _live_children() -> dict[int, list[int]]:
     """Parent PID → PIDs of its children that have not exited yet (zombies left out)."""
     children: dict[int, list[int]] = {}

@@ -194,8 +194,12 @@ def run_until(api: httpx.Client, script_uri: str, state: str) -> int:
 # -- runner processes ---------------------------------------------------------------
 
 
-def runner_pids(server: Server) -> set[int]:
-    """The runner subprocesses of ``server``, found through /proc."""
+def runner_pids(server: Server, spares: bool = False) -> set[int]:
+    """The runner subprocesses of ``server`` running a procedure, found through /proc.
+
+    A runner names itself ``oet-runner-<id>`` once it loads its procedure; the
+    idle spares the server keeps ready are left out, unless ``spares``.
+    """
     assert server.process is not None
     found = set()
     for entry in Path("/proc").iterdir():
@@ -204,10 +208,12 @@ def runner_pids(server: Server) -> set[int]:
         try:
             stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes()
+            comm = (entry / "comm").read_text()
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == server.process.pid and b"oet.runner" in cmdline:
+        loaded = comm.startswith("oet-runner-")
+        if ppid == server.process.pid and b"oet.runner" in cmdline and (loaded or spares):
             found.add(int(entry.name))
     return found
 

@@ -11,6 +11,7 @@ from oet.api.backends import Backend
 from oet.api.backends.embedded import EmbeddedBackend
 from oet.api.errors import BodyLimit, LastResort, install_error_handlers
 from oet.api.events import EventBus
+from oet.api.listing import ListingCache
 from oet.api.openapi import install_openapi
 from oet.api.responses import JSONBody
 from oet.config import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(
     app.state.backend = chosen
     app.state.bus = bus
     app.state.settings = settings
+    app.state.listing = ListingCache()
     for prefix, documented in ((API_PREFIX, True), ("/api/v1", False)):
         app.include_router(routes.router, prefix=prefix, include_in_schema=documented)
         app.include_router(stream.router, prefix=prefix, include_in_schema=documented)

@@ -5,11 +5,13 @@ from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
+from fastapi.responses import Response
 
 from oet.api import procedure_path
 from oet.api.backends import Backend
 from oet.api.events import EventBus
 from oet.api.guards import guard_change
+from oet.api.listing import ListingCache
 from oet.api.models import CreateProcedure, UpdateProcedure, parse_body
 from oet.api.responses import JSONBody
 from oet.domain import Procedure, ProcedureNotFound, Topic
@@ -74,18 +76,21 @@ def _pid(text: str) -> int:
 
 
 @router.get("/procedures", summary="List procedures")
-async def list_procedures(request: Request, backend: BackendDep, bus: BusDep) -> JSONBody:
+async def list_procedures(request: Request) -> Response:
     """Every kept procedure, oldest first."""
-    bus.publish(Topic.REQUEST_LIST, {"pids": None})
-    return JSONBody({"procedures": _summaries(request, backend.list())})
+    state = request.app.state  # not Depends: reads are the hot path, and resolving costs
+    state.bus.publish(Topic.REQUEST_LIST, {"pids": None})
+    cache: ListingCache = state.listing
+    return cache.response(state.backend, base_url(request))
 
 
 @router.get("/procedures/{pid}", summary="Retrieve one procedure")
-async def get_procedure(pid: str, request: Request, backend: BackendDep, bus: BusDep) -> JSONBody:
+async def get_procedure(pid: str, request: Request) -> JSONBody:
     """One procedure by its ID."""
     number = _pid(pid)
-    bus.publish(Topic.REQUEST_LIST, {"pids": [number]}, number)
-    return JSONBody({"procedure": _summary(request, backend.get(number))})
+    state = request.app.state
+    state.bus.publish(Topic.REQUEST_LIST, {"pids": [number]}, number)
+    return JSONBody({"procedure": _summary(request, state.backend.get(number))})
 
 
 @router.post(

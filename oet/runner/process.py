@@ -13,6 +13,7 @@ state is reported. The script itself is loaded only from the real path of a
 file inside the allowed script directories, checked here again.
 """
 
+import contextlib
 import importlib.util
 import os
 import queue
@@ -26,9 +27,8 @@ from types import ModuleType
 from typing import Any
 
 from oet import scripting
-from oet.config import get_settings
 from oet.domain.events import clashes
-from oet.process_tree import become_subreaper, kill_descendants
+from oet.process_tree import become_subreaper, kill_descendants, name_process
 from oet.runner.abort import send_abort
 from oet.runner.channels import Channel
 from oet.script_files import allowed_script
@@ -154,11 +154,12 @@ class _Runner:
     def script_path(self) -> Path:
         """The script to load, refused unless it lies inside an allowed directory."""
         dirs = self.load.get("script_dirs")
-        allowed = (
-            [Path(d) for d in dirs]
-            if isinstance(dirs, list)
-            else get_settings().allowed_script_dirs()
-        )
+        if isinstance(dirs, list):
+            allowed = [Path(d) for d in dirs]
+        else:  # read here, not at import: pydantic costs a runner 20 MB and 0.1 s
+            from oet.config import get_settings
+
+            allowed = get_settings().allowed_script_dirs()
         path = str(self.load["script_path"])
         return allowed_script(path, allowed, shown=Path(path).name)
 
@@ -229,16 +230,37 @@ def _from_script_frames(exc: BaseException) -> BaseException:
     return exc.with_traceback(tb)
 
 
+def adopt_surroundings(load: dict[str, Any]) -> None:
+    """Take the environment and working directory the load command gives, if any.
+
+    A spare runner is started before anyone knows what it will run; the
+    supervisor sends what it would have started the runner with at load time,
+    so a spare started earlier never passes an old environment to a script.
+    """
+    environ = load.get("environ")
+    if isinstance(environ, dict):
+        os.environ.clear()
+        os.environ.update({str(k): str(v) for k, v in environ.items()})
+    cwd = load.get("cwd")
+    if isinstance(cwd, str):
+        with contextlib.suppress(OSError):  # gone meanwhile: stay where the spare started
+            os.chdir(cwd)
+
+
 def run_procedure(channel: Channel) -> int:
     """Run the procedure described by the channel's first message; return the exit code.
 
     The process exits hard afterwards, so threads a script left behind cannot
     keep a finished procedure's runner alive.
     """
+    import pubsub.pub  # noqa: F401  (imported before the load command: a spare has it ready)
+
     load = channel.receive()
     if load is None or load.get("cmd") != "load":
         print("oet runner: expected a load command first", file=sys.stderr)
         return 2
+    adopt_surroundings(load)
+    name_process(f"oet-runner-{load.get('procedure_id', '')}")
     code = _Runner(channel, load).run()
     sys.stderr.flush()
     os._exit(code)

@@ -277,6 +277,29 @@ def test_list_returns_every_procedure_oldest_first(
     assert listed == created
 
 
+def test_repeated_lists_follow_every_change_and_the_address_each_client_used(
+    api: httpx.Client, server: Server, script: Callable[[str], str]
+) -> None:
+    pid = create_id(api, script(SLEEPER))
+    assert [p["state"] for p in api.get("/procedures").json()["procedures"]] == ["CREATED"]
+    assert [p["state"] for p in api.get("/procedures").json()["procedures"]] == ["CREATED"]
+
+    start(api, pid)
+    assert [p["state"] for p in api.get("/procedures").json()["procedures"]] == ["RUNNING"]
+    stop(api, pid)
+    listed = api.get("/procedures").json()["procedures"]
+    assert [p["state"] for p in listed] == ["STOPPED"]
+    assert listed == [get(api, pid)]
+
+    for host in ("oet.example.org", "localhost:5000", "oet.example.org"):
+        answer = api.get("/procedures", headers={"Host": host})
+        assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
+        assert [p["uri"] for p in answer.json()["procedures"]] == [
+            f"http://{host}/api/v1.0/procedures/{pid}"
+        ]
+
+
 def test_get_returns_the_procedure_its_uri_points_to(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:

@@ -619,3 +619,35 @@ def test_a_script_reading_stdin_cannot_swallow_the_stop_command(
     runner.event("test.child_started")
     runner.stop()
     runner.state("STOPPED", timeout=5)
+
+
+REPORTS_SURROUNDINGS = """
+    import os
+    from oet import scripting
+
+    def init():
+        scripting.publish(
+            "test.surroundings", cwd=os.getcwd(), marker=os.environ.get("OET_TEST_MARKER")
+        )
+
+    def run():
+        pass
+"""
+
+
+def test_a_load_command_with_an_environment_and_cwd_replaces_the_runners_own(
+    runner: Runner, write_script: Callable[[str], Path], tmp_path: Path
+) -> None:
+    path = write_script(REPORTS_SURROUNDINGS)
+    runner.load(path, environ={"OET_TEST_MARKER": "from the load"}, cwd=str(tmp_path))
+    surroundings = runner.event("test.surroundings")["payload"]
+    assert surroundings == {"cwd": str(tmp_path), "marker": "from the load"}
+
+
+def test_a_load_command_without_them_keeps_the_runners_own(
+    runner: Runner, write_script: Callable[[str], Path]
+) -> None:
+    path = write_script(REPORTS_SURROUNDINGS)
+    runner.load(path)  # as a runner started on its own (one per Pod) is loaded
+    surroundings = runner.event("test.surroundings")["payload"]
+    assert surroundings == {"cwd": str(REPO), "marker": None}

@@ -17,6 +17,7 @@ from typing import Any
 
 from oet.api import procedure_path
 from oet.api.backends.embedded.runner_process import RunnerProcess
+from oet.api.backends.embedded.spares import SpareRunners
 from oet.api.backends.embedded.store import ProcedureStore
 from oet.api.events import EventBus
 from oet.config import Settings
@@ -43,6 +44,9 @@ from oet.script_files import locate_script
 log = logging.getLogger(__name__)
 S = ProcedureState
 
+_REFILL_DELAY = 0.25
+"""Seconds after a create is answered before the spare it used is replaced."""
+
 _LIFECYCLE_TOPICS = {
     S.CREATED: Topic.CREATED,
     S.RUNNING: Topic.STARTED,
@@ -67,6 +71,9 @@ class EmbeddedBackend:
         self._abort_outcomes: dict[int, tuple[bool, str]] = {}
         self._interrupted: set[int] = set()  # scripts stopped, runner still aborting
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.spares = SpareRunners(settings.warm_runners)
+        self.changes = 0
+        """Grows with every change to any procedure: cached listings compare it."""
 
     # -- lifecycle of the server ---------------------------------------------
     async def startup(self) -> None:
@@ -79,9 +86,11 @@ class EmbeddedBackend:
                     " its runner ended with it"
                 )
                 self._move(procedure, S.FAILED)
+        self.spares.fill()
 
     async def shutdown(self) -> None:
         """Stop every live procedure (no abort), kill stragglers, record the outcome."""
+        await self.spares.close()
         live = [p for p in self._procedures.values() if p.state in LIVE_STATES]
         for procedure in live:
             procedure.history.reason = "The OET server shut down"
@@ -120,6 +129,7 @@ class EmbeddedBackend:
         self._make_room()
         procedure = Procedure(self._store.new_id(), script_uri, init, run)
         self._procedures[procedure.id] = procedure
+        self.changes += 1
         self._store.save(procedure)
         load = {
             "procedure_id": procedure.id,
@@ -133,23 +143,31 @@ class EmbeddedBackend:
                 "timeout": self.settings.abort_timeout,
             },
         }
-        # Shielded: a cancelled request must not leave a recorded procedure without a runner.
-        await asyncio.shield(self._launch(procedure, load))
-        await self._wait_until(
-            procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
-        )
+        try:
+            # Shielded: a cancelled request must not leave a recorded procedure without a runner.
+            await asyncio.shield(self._launch(procedure, load))
+            await self._wait_until(
+                procedure.id, lambda p: p.state != S.INITIALISING, self.settings.create_wait
+            )
+        finally:
+            # Not beside init, nor beside a start that follows at once: all want the CPU.
+            self.spares.fill(after=_REFILL_DELAY)
         return procedure
 
     async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:
         """Spawn the procedure's runner; a failure to spawn ends the procedure FAILED."""
         pid = procedure.id
+        handlers = (
+            lambda message: self._on_report(pid, message),
+            lambda code: self._on_runner_exit(pid, code),
+            self.settings.script_output_limit,
+        )
         try:
-            self._runners[pid] = await RunnerProcess.spawn(
-                load,
-                lambda message: self._on_report(pid, message),
-                lambda code: self._on_runner_exit(pid, code),
-                self.settings.script_output_limit,
-            )
+            if spare := self.spares.take():
+                spare.hand(load, *handlers)
+                self._runners[pid] = spare
+            else:
+                self._runners[pid] = await RunnerProcess.spawn(load, *handlers)
         except Exception as exc:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
@@ -278,6 +296,7 @@ class EmbeddedBackend:
     def _move(self, procedure: Procedure, new: ProcedureState) -> None:
         old = procedure.state
         procedure.move_to(new)
+        self.changes += 1
         log.info(
             "procedure %d (%s): %s -> %s%s",
             procedure.id,
@@ -322,6 +341,7 @@ class EmbeddedBackend:
 
     def _drop(self, procedure: Procedure) -> None:
         del self._procedures[procedure.id]
+        self.changes += 1
         self._store.delete(procedure.id)
         if runner := self._runners.pop(procedure.id, None):
             runner.kill()

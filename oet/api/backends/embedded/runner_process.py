@@ -42,15 +42,8 @@ class RunnerProcess:
         self.killed = False
 
     @classmethod
-    async def spawn(
-        cls,
-        load: dict[str, Any],
-        on_message: MessageHandler,
-        on_exit: ExitHandler,
-        output_limit: int = 1_048_576,
-    ) -> "RunnerProcess":
-        """Start a runner, hand it ``load``, and route its reports to the handlers."""
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+    async def start_idle(cls) -> "RunnerProcess":
+        """Start a runner that imports what it needs and waits for its load command."""
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -59,17 +52,58 @@ class RunnerProcess:
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=env,
+                env=runner_environment(),
                 limit=_LINE_LIMIT,
             )
         except OSError as exc:
             log.error("could not start a runner process: %s", exc)
             raise RunnerError("Could not start a runner process") from exc
-        runner = cls(process, f"procedure {load.get('procedure_id')}")
-        runner.send({"cmd": "load", **load})
-        runner._output = asyncio.create_task(runner._copy_output(output_limit))
-        runner._reader = asyncio.create_task(runner._read(on_message, on_exit))
+        return cls(process, "spare runner")
+
+    @classmethod
+    async def spawn(
+        cls,
+        load: dict[str, Any],
+        on_message: MessageHandler,
+        on_exit: ExitHandler,
+        output_limit: int = 1_048_576,
+    ) -> "RunnerProcess":
+        """Start a runner, hand it ``load``, and route its reports to the handlers."""
+        runner = await cls.start_idle()
+        runner.hand(load, on_message, on_exit, output_limit)
         return runner
+
+    def hand(
+        self,
+        load: dict[str, Any],
+        on_message: MessageHandler,
+        on_exit: ExitHandler,
+        output_limit: int = 1_048_576,
+    ) -> None:
+        """Give an idle runner its procedure, and route its reports to the handlers.
+
+        The load command carries the environment and working directory a runner
+        started now would get, so a spare started earlier runs with today's.
+        """
+        self._name = f"procedure {load.get('procedure_id')}"
+        self.send({"cmd": "load", "environ": runner_environment(), "cwd": os.getcwd(), **load})
+        self._output = asyncio.create_task(self._copy_output(output_limit))
+        self._reader = asyncio.create_task(self._read(on_message, on_exit))
+
+    @property
+    def idle(self) -> bool:
+        """True until the runner is handed a procedure, and while it is alive."""
+        return self._reader is None and self._process.returncode is None and _alive(self.pid)
+
+    async def discard(self) -> None:
+        """End an idle runner (it never ran anything) and wait for it to go."""
+        self.kill()
+        with contextlib.suppress(ProcessLookupError):
+            await self._process.wait()
+
+    async def exited(self) -> int:
+        """Wait for the process to exit, without touching its reports."""
+        return await self._process.wait()
 
     @property
     def pid(self) -> int:
@@ -153,6 +187,20 @@ class RunnerProcess:
                 dropped,
                 limit,
             )
+
+
+def runner_environment() -> dict[str, str]:
+    """The environment a runner gets: the server's own, unbuffered."""
+    return dict(os.environ, PYTHONUNBUFFERED="1")
+
+
+def _alive(pid: int) -> bool:
+    """False once ``pid`` has exited, even before the event loop has reaped it."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 def _write_log(data: bytes) -> None:

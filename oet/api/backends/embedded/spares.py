@@ -1,0 +1,122 @@
+"""Runner processes started ahead of need, so that creating a procedure is quick.
+
+Most of a cold create is starting a Python interpreter and importing the
+runner. A spare is a runner (``python -m oet.runner``) that has done both
+and waits for its load command; creating a procedure hands it the oldest
+spare and, shortly after that create has been answered, starts a replacement
+in the background (not at once: the new interpreter would compete for the
+CPU with the ``init`` being waited for, or with a start that follows). Nothing else changes: each spare runs one
+procedure and exits, so nothing of one script is visible to the next, and
+the load command carries the settings, environment and working directory of
+the moment it is sent (:meth:`RunnerProcess.hand`).
+
+A spare that dies while idle is replaced (after a pause that grows while
+spares keep dying, so a broken installation does not spin). A spare whose
+server goes away sees its stdin close and exits; :meth:`SpareRunners.close`
+ends them at shutdown.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+
+from oet.api.backends.embedded.runner_process import RunnerProcess
+
+log = logging.getLogger(__name__)
+
+_MAX_PAUSE = 30.0
+
+
+class SpareRunners:
+    """Keeps ``count`` idle runners ready; ``count`` 0 keeps none."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._idle: deque[RunnerProcess] = deque()
+        self._watchers: dict[RunnerProcess, asyncio.Task[None]] = {}
+        self._filling: asyncio.Task[None] | None = None
+        self._pause = 0.0
+        self._closed = False
+
+    def fill(self, after: float = 0.0) -> None:
+        """Start spares in the background, ``after`` seconds from now, until ``count`` are ready."""
+        if self.count and not self._closed and (self._filling is None or self._filling.done()):
+            self._filling = asyncio.create_task(self._top_up(after))
+
+    def take(self) -> RunnerProcess | None:
+        """The oldest live spare, or None. Call :meth:`fill` once the spare has been used.
+
+        Replacing it is left to the caller, so that a new interpreter starting
+        does not compete for the CPU with the procedure being created.
+        """
+        while self._idle:
+            runner = self._idle.popleft()
+            self._unwatch(runner)
+            if runner.idle:
+                self._pause = 0.0
+                return runner
+            runner.kill()  # gone or going: the event loop reaps it
+        return None
+
+    @property
+    def ready(self) -> int:
+        """How many spares wait now."""
+        return sum(1 for runner in self._idle if runner.idle)
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def pids(self) -> list[int]:
+        """Process IDs of the waiting spares."""
+        return [runner.pid for runner in self._idle]
+
+    async def close(self) -> None:
+        """End every spare and stop making new ones."""
+        self._closed = True
+        if self._filling is not None:
+            self._filling.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._filling
+        while self._idle:
+            runner = self._idle.popleft()
+            self._unwatch(runner)
+            await runner.discard()
+
+    async def _top_up(self, after: float) -> None:
+        await asyncio.sleep(after)
+        while not self._closed and len(self._idle) < self.count:
+            if self._pause:
+                await asyncio.sleep(self._pause)
+            try:
+                runner = await RunnerProcess.start_idle()
+            except Exception:
+                self._pause = min(_MAX_PAUSE, self._pause * 2 or 0.5)
+                continue
+            if self.closed:  # closed while it started
+                await runner.discard()
+                return
+            self._idle.append(runner)
+            self._watchers[runner] = asyncio.create_task(self._watch(runner))
+
+    async def _watch(self, runner: RunnerProcess) -> None:
+        code = await runner.exited()
+        if runner in self._idle:
+            self._idle.remove(runner)
+            self._watchers.pop(runner, None)
+            self._pause = min(_MAX_PAUSE, self._pause * 2 or 0.5)
+            # Killed (a signal to the server's whole process group, say): worth a note.
+            # Exited on its own: the installation cannot start runners, worth a warning.
+            log.log(
+                logging.INFO if code < 0 else logging.WARNING,
+                "a spare runner exited while idle (code %s); another is started in %g s",
+                code,
+                self._pause,
+            )
+            self.fill()
+
+    def _unwatch(self, runner: RunnerProcess) -> None:
+        if watcher := self._watchers.pop(runner, None):
+            watcher.cancel()
