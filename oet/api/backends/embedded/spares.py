@@ -5,8 +5,9 @@ runner. A spare is a runner (``python -m oet.runner``) that has done both
 and waits for its load command; creating a procedure hands it the oldest
 spare and, shortly after that create has been answered, starts a replacement
 in the background (not at once: the new interpreter would compete for the
-CPU with the ``init`` being waited for, or with a start that follows). Nothing else changes: each spare runs one
-procedure and exits, so nothing of one script is visible to the next, and
+CPU with the ``init`` being waited for, or with a start that follows).
+Nothing else changes: each spare runs one procedure and exits, so nothing of
+one script is visible to the next, and
 the load command carries the settings, environment and working directory of
 the moment it is sent (:meth:`RunnerProcess.hand`).
 
