@@ -7,10 +7,12 @@ share one way to find helm (built from the Go module proxy and cached by
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,14 @@ def one(objects: list[Manifest], kind: str, component: str | None = None) -> Man
     found = find(objects, kind, component)
     assert len(found) == 1, f"expected one {kind} {component or ''}, found {len(found)}"
     return found[0]
+
+
+def missing_components() -> list[str]:
+    """What the chart's Deployments run that is not in the package yet (empty: all there)."""
+    missing = []
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    if "oet-operator" not in scripts:
+        missing.append("the operator (console script oet-operator)")
+    if importlib.util.find_spec("oet.api.backends.kubernetes") is None:
+        missing.append("the REST API's Kubernetes backend (oet.api.backends.kubernetes)")
+    return missing

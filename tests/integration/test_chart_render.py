@@ -4,14 +4,16 @@ before installing. Runs the repository's own helm (built from the Go module prox
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml  # type: ignore[import-untyped]
 
 from oet.config import Settings
 from oet.operator.builders import build_runner_job
-from tests.chart import CHART, CI_VALUES, Manifest, find, helm, one, render, values_args
+from tests.chart import CHART, CI_VALUES, REPO, Manifest, find, helm, one, render, values_args
 from tests.unit.kube_fixtures import resource
 
 pytestmark = pytest.mark.timeout(900)  # the first test may build helm (minutes on 2 cores)
@@ -71,8 +73,6 @@ def test_deployments_run_restricted_with_probes_on_healthz_and_resources(
 
 
 def render_image(values_file: Path | None) -> str:
-    import yaml  # type: ignore[import-untyped]
-
     values: dict[str, Any] = yaml.safe_load(values_file.read_text()) if values_file else {}
     return str(values.get("image", {}).get("repository", "oet")) + ":"
 
@@ -215,3 +215,60 @@ def _json(text: str) -> str:
         return text
     except ValueError:
         return json.dumps(text)
+
+
+# -- the chart's Roles are the rules the components' own tests run with ------------------------
+
+RBAC_SOURCES = REPO / "k8s" / "rbac"
+
+
+def component_in_tree(component: str) -> bool:
+    """Whether the code that needs a component's Role is in this tree."""
+    if component == "api":
+        return (REPO / "oet" / "api" / "backends" / "kubernetes").is_dir()
+    # The operator and the runner's Kubernetes channel land together (their rules too).
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    return "oet-operator" in scripts
+
+
+def rule_triples(rules: list[Manifest]) -> set[tuple[str, str, str, tuple[str, ...]]]:
+    """Rules as (API group, resource, verb, resource names): equal sets grant the same."""
+    return {
+        (group, resource, verb, tuple(sorted(rule.get("resourceNames", []))))
+        for rule in rules
+        for group in rule.get("apiGroups", [])
+        for resource in rule.get("resources", [])
+        for verb in rule.get("verbs", [])
+    }
+
+
+def source_rules(component: str) -> set[tuple[str, str, str, tuple[str, ...]]] | None:
+    """The rules in k8s/rbac/<component>.yaml (its Roles together), None without the file."""
+    path = RBAC_SOURCES / f"{component}.yaml"
+    if not path.exists():
+        return None
+    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    roles = [d for d in documents if d["kind"] in ("Role", "ClusterRole")]
+    assert roles, f"{path} holds no Role"
+    return {t for role in roles for t in rule_triples(role.get("rules", []))}
+
+
+def test_the_chart_roles_grant_exactly_what_the_component_tests_run_with() -> None:
+    objects = render()
+    compared = []
+    for component in ("api", "operator", "runner"):
+        expected = source_rules(component)
+        if expected is None:
+            # No rules to compare with is only right while the component is not here yet.
+            assert not component_in_tree(component), (
+                f"the {component} is in the tree but k8s/rbac/{component}.yaml is missing:"
+                " the chart's Role cannot be checked against the rules its tests use"
+            )
+            continue
+        chart = rule_triples(one(objects, "Role", component)["rules"])
+        assert chart == expected, (
+            f"{component}: the chart grants {sorted(chart - expected)} more and"
+            f" {sorted(expected - chart)} less than k8s/rbac/{component}.yaml"
+        )
+        compared.append(component)
+    print(f"chart Roles compared with k8s/rbac: {compared or 'none yet'}")

@@ -1,6 +1,7 @@
 """The chart's files agree with their single sources: the CRD, the package version, the
 test cluster's Pod settings, and the README's values table."""
 
+import json
 import re
 import tomllib
 from collections.abc import Iterator
@@ -8,7 +9,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from tests.chart import CHART, REPO
+from tests.chart import CHART, REPO, missing_components
 
 # Values whose README row covers everything under them (objects passed through whole).
 WHOLE = ("resources",)
@@ -63,8 +64,6 @@ def test_every_value_is_commented_in_values_yaml() -> None:
 
 
 def test_the_schema_closes_every_object_section_the_chart_defines() -> None:
-    import json
-
     schema = json.loads((CHART / "values.schema.json").read_text())
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert schema["additionalProperties"] is False
@@ -84,3 +83,13 @@ def test_the_chart_test_cluster_values_say_what_the_harness_applies() -> None:
     assert set(chart["pods"]["extraEnv"]) == set(harness["env"])
     host = "KUBERNETES_SERVICE_HOST"
     assert chart["pods"]["extraEnv"][host] == harness["env"][host]
+
+
+def test_the_chart_install_test_is_collected_once_its_components_exist() -> None:
+    # A guard for the transition only: delete it in the commit that renames the file.
+    pending = REPO / "tests" / "k8s" / "chart_install_pending.py"
+    if not missing_components():
+        assert not pending.exists(), (
+            "the operator and the API's Kubernetes backend are in the package: rename"
+            " tests/k8s/chart_install_pending.py to test_chart_install.py so it runs"
+        )
