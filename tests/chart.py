@@ -59,7 +59,7 @@ def values_args(values_file: Path | None = None, **sets: str) -> list[str]:
     """helm arguments for a values file and `--set` pairs (dots in keys are helm's)."""
     args = ["-f", str(values_file)] if values_file else []
     for key, value in sets.items():
-        args += ["--set-string", f"{key.replace('__', '.')}={value}"]
+        args += ["--set", f"{key.replace('__', '.')}={value}"]
     return args
 
 

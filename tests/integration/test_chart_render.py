@@ -182,24 +182,22 @@ def test_rbac_is_namespaced_and_per_component() -> None:
     assert find(render(rbac__create="false"), "Role") == []
 
 
-def test_notes_tell_how_to_reach_the_api_and_run_oet() -> None:
-    done = helm("install", "oet", str(CHART), "--dry-run=client", "--namespace", "obs")
-    assert "http://oet-rest.obs.svc:5000/api/v1.0/procedures" in done.stdout
-    assert "oet list" in done.stdout
-
-
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        ({"settings.maxProcedures": "-1"}, "settings.maxProcedures"),
-        ({"settings.maxProcedures": "ten"}, "settings.maxProcedures"),
-        ({"replicas": "2"}, "additional properties 'replicas' not allowed"),
-        ({"api.port": "http"}, "api.port"),
-        ({"scripts.source": "git"}, "scripts.source"),
-        ({"image.pullPolicy": "Sometimes"}, "image.pullPolicy"),
+        ({"settings.maxProcedures": "-1"}, "at '/settings/maxProcedures': minimum: got -1, want 1"),
+        ({"settings.maxProcedures": "ten"},
+         "at '/settings/maxProcedures': got string, want integer"),
+        ({"replicas": "2"}, "at '': additional properties 'replicas' not allowed"),
+        ({"api.service.nmae": "x"}, "at '/api/service': additional properties 'nmae' not allowed"),
+        ({"api.port": "http"}, "at '/api/port': got string, want integer"),
+        ({"scripts.source": "git"}, "at '/scripts/source': value must be one of"),
+        ({"scripts.source": "configMap"}, "at '/scripts/configMapName': minLength: got 0, want 1"),
+        ({"image.pullPolicy": "Sometimes"}, "at '/image/pullPolicy': value must be one of"),
     ],
     ids=["negative-retention", "retention-not-a-number", "unknown-top-level-key",
-         "port-not-a-number", "unknown-scripts-source", "unknown-pull-policy"],
+         "misspelt-nested-key", "port-not-a-number", "unknown-scripts-source",
+         "configmap-without-name", "unknown-pull-policy"],
 )  # fmt: skip
 def test_the_schema_refuses_mistakes_with_its_message(sets: dict[str, str], message: str) -> None:
     args = [a for key, value in sets.items() for a in ("--set-json", f"{key}={_json(value)}")]

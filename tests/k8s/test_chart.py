@@ -74,12 +74,13 @@ def test_every_rendered_object_passes_the_api_server_s_validation(
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
-        (["--set-json", "settings.maxProcedures=-1"], "settings.maxProcedures"),
-        (["--set-string", "api.port=http"], "api.port"),
-        (["--set", "replicas=2"], "additional properties 'replicas' not allowed"),
+        (["--set-json", "settings.maxProcedures=-1"],
+         "at '/settings/maxProcedures': minimum: got -1, want 1"),
+        (["--set-string", "api.port=http"], "at '/api/port': got string, want integer"),
+        (["--set", "replicas=2"], "at '': additional properties 'replicas' not allowed"),
     ],
     ids=["negative-retention", "wrong-type", "unknown-top-level-key"],
-)
+)  # fmt: skip
 def test_helm_install_refuses_values_the_schema_refuses(
     cluster: Cluster, namespace: Namespace, sets: list[str], message: str
 ) -> None:
@@ -99,8 +100,13 @@ def test_install_upgrade_and_uninstall_keep_the_procedures(
     cluster: Cluster, namespace: Namespace, crd: None
 ) -> None:
     release = "lifecycle"
-    cluster_helm(cluster, "install", release, str(CHART), "--namespace", namespace.name,
-                 *cluster_values(cluster))  # fmt: skip
+    values = cluster_values(cluster)
+    notes = cluster_helm(cluster, "install", release, str(CHART), "--namespace", namespace.name,
+                         *values).stdout  # fmt: skip
+    # NOTES.txt: where the API is, and how to run oet against it on this (host network) cluster.
+    assert f"http://oet-rest.{namespace.name}.svc:5000/api/v1.0/procedures" in notes
+    port = next(a.split("=", 1)[1] for a in values if a.startswith("api.port="))
+    assert f"OET_REST_URI=http://127.0.0.1:{port}/api/v1.0/procedures oet list" in notes
     installed = release_objects(cluster, namespace.name, release)
     assert {o["kind"] for o in installed} == KINDS
     namespace.kubectl("create", "-f", "-", input=procedure(1))
