@@ -73,7 +73,7 @@ def test_the_chart_serves_the_docs_session_and_survives_upgrade_and_uninstall(
                  *values, "--wait", "--timeout", "5m")  # fmt: skip
     for component in ("api", "operator"):
         namespace.kubectl("wait", "--for=condition=Available", "--timeout=300s",
-                          f"deployment/{RELEASE}-oet-{component}", timeout=320)  # fmt: skip
+                          f"deployment/{RELEASE}-{component}", timeout=320)  # fmt: skip
     base = f"http://127.0.0.1:{arg_of(values, 'api.port')}"
     procedures = f"{base}/api/v1.0/procedures"
     assert httpx.get(f"{base}/healthz", timeout=10).json() == {"status": "ok"}

@@ -19,8 +19,14 @@ app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
+{{/* Object names: the release name, with "-oet" unless it already says oet (oet-api). */}}
+{{- define "oet.fullname" -}}
+{{- if contains "oet" .Release.Name }}{{ .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}{{ printf "%s-oet" .Release.Name | trunc 50 | trimSuffix "-" }}{{ end }}
+{{- end }}
+
 {{- define "oet.configName" -}}
-{{ .Release.Name }}-oet-config
+{{ include "oet.fullname" . }}-config
 {{- end }}
 
 {{/* The restricted Pod Security Standard, for Pods and containers. */}}
@@ -96,7 +102,7 @@ securityContext:
 - name: tmp
   emptyDir: {}
 {{- with include "oet.scriptsVolume" . }}
-- {{ . }}
+- {{- fromJson . | toYaml | nindent 2 }}
 {{- end }}
 {{- end }}
 
