@@ -270,3 +270,14 @@ def test_the_chart_roles_grant_exactly_what_the_component_tests_run_with() -> No
         )
         compared.append(component)
     print(f"chart Roles compared with k8s/rbac: {compared or 'none yet'}")
+
+
+def test_exactly_one_operator_runs_and_it_mounts_no_scripts() -> None:
+    operator = one(render(SITE_VALUES), "Deployment", "operator")["spec"]
+    assert operator["replicas"] == 1
+    assert operator["strategy"] == {"type": "Recreate"}  # never two at once, even in a rollout
+    pod = operator["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["oet-operator"]
+    assert {"name": "OET_CONFIG_FILE", "value": "/etc/oet/oet.ini"} in container["env"]
+    assert "scripts" not in {v["name"] for v in pod["volumes"]}
