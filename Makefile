@@ -1,5 +1,5 @@
 # OET developer entry points. `make rest` and `make test` are all a fresh machine needs.
-# The Kubernetes test cluster's first build takes ~20-30 min on 2 cores (cached in ~/.cache/oet).
+# The Kubernetes test cluster's first build takes ~20 min on 2 cores (then cached in ~/.cache/oet).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -46,6 +46,7 @@ lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy --strict k8s/testenv/*.py
 	$(BIN)/lint-imports
 
 bench: install ## measure latency, throughput and memory against a fresh server

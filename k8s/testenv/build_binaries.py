@@ -59,6 +59,8 @@ def log(message: str) -> None:
 
 def go_version() -> str:
     """The Go toolchain version: part of the inputs, since it changes the binaries."""
+    if shutil.which("go") is None:
+        raise SystemExit("building the test cluster needs Go >= 1.26 on PATH (`go` not found)")
     return subprocess.run(
         ["go", "env", "GOVERSION"], check=True, capture_output=True, text=True
     ).stdout.strip()

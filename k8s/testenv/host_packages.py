@@ -1,7 +1,7 @@
 """Install the Debian packages the test cluster runs on, when (and only when) they are missing.
 
-Why this exists: containerd, runc, the CNI plugins and the image tools (buildah, debootstrap,
-umoci) come from Debian rather than from a download, and a fresh CI machine has none of them.
+Why this exists: containerd, runc, the CNI plugins and the image tools (buildah, debootstrap)
+come from Debian rather than from a download, and a fresh CI machine has none of them.
 The list lives in versions.json next to this file. `apt-get update` runs once, only if
 something has to be installed. Needs root (CI runs as root).
 

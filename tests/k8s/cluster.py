@@ -22,10 +22,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.k8s import components, node, pki
+from tests.k8s import components, node, pki, reaper
 
 REPO = Path(__file__).resolve().parents[2]
 PREPARE = REPO / "k8s" / "testenv" / "prepare.py"
@@ -120,6 +121,8 @@ class Cluster:
     def start(self, timeout: float = 120.0) -> Cluster:
         """Start every component in order and wait until Pods can be created; return self."""
         atexit.register(self.stop)
+        for abandoned in reaper.reap_abandoned(self.dir.parent):
+            print(f"[cluster] cleaned up abandoned run {abandoned}", file=sys.stderr)
         try:
             self.artefacts = prepare()
             components.start_all(self, timeout)
@@ -129,28 +132,50 @@ class Cluster:
         return self
 
     def stop(self) -> None:
-        """Stop everything this cluster started, in reverse order; unmount; delete its dir."""
+        """Stop everything this cluster started, in reverse order; unmount; delete its dir.
+
+        Every step runs even if an earlier one fails; the first failure is raised at the end.
+        """
         if self._stopped:
             return
         self._stopped = True
         by_name = {p.name: p for p in self.processes}
-        for name in ("kube-controller-manager", "kube-scheduler", "kubelet"):
+
+        def terminate(name: str, timeout: float) -> None:
             if name in by_name:
-                by_name[name].terminate(timeout=15)
-        node.remove_cgroup_root(self.cgroup)  # kills what the Pods still ran
-        if "containerd" in by_name:
-            by_name["containerd"].terminate(timeout=10)
-        for pid in node.shim_pids(self.containerd_socket):
-            components.kill_quietly(pid)
-        left = node.unmount_all(self.dir)
-        for name in ("kube-apiserver", "etcd"):
-            if name in by_name:
-                by_name[name].terminate(timeout=30)
+                by_name[name].terminate(timeout)
+
+        def kill_shims() -> None:
+            for pid in node.shim_pids(self.containerd_socket):
+                components.kill_quietly(pid)
+
+        left: list[str] = []
+        steps: list[Callable[[], None]] = [
+            lambda: terminate("kube-controller-manager", 15),
+            lambda: terminate("kube-scheduler", 15),
+            lambda: terminate("kubelet", 15),
+            lambda: node.remove_cgroup_root(self.cgroup),  # kills what the Pods still ran
+            lambda: terminate("containerd", 10),
+            kill_shims,
+            lambda: left.extend(node.unmount_all(self.dir)),
+            lambda: terminate("kube-apiserver", 30),  # before etcd, or it hangs
+            lambda: terminate("etcd", 30),
+        ]
+        errors: list[Exception] = []
+        for step in steps:
+            try:
+                step()
+            except Exception as error:
+                errors.append(error)
         if left:
             print(f"[cluster] could not unmount: {left}", file=sys.stderr)
-        elif not os.environ.get("OET_K8S_KEEP"):
+        elif os.environ.get("OET_K8S_KEEP"):
+            (self.dir / "pids.json").unlink(missing_ok=True)  # stopped: nothing to reap
+        else:
             subprocess.run(["rm", "-rf", "--one-file-system", str(self.dir)], check=False)
         atexit.unregister(self.stop)
+        if errors:
+            raise errors[0]
 
     def leftovers(self) -> dict[str, list[str]]:
         """What of this cluster still exists after stop: processes, shims, mounts, cgroups."""
@@ -189,6 +214,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _raise_keyboard_interrupt)
     cluster = Cluster()
+    status = 0
     try:
         started = time.monotonic()
         cluster.start()
@@ -197,11 +223,16 @@ def main() -> None:
             time.sleep(1)
         dead = [p for p in cluster.processes if not p.alive()]
         print(f"[cluster] {dead[0].name} exited:\n{dead[0].tail()}", file=sys.stderr)
+        status = 1
+    except ClusterError as error:
+        print(f"[cluster] {error}", file=sys.stderr)
+        status = 1
     except KeyboardInterrupt:
         pass
     finally:
         print("[cluster] stopping", file=sys.stderr, flush=True)
         cluster.stop()
+    raise SystemExit(status)
 
 
 if __name__ == "__main__":

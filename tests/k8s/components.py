@@ -103,7 +103,7 @@ class Process:
 def _launch(cluster: Cluster, name: str, argv: list[str]) -> Process:
     process = Process(name, argv, cluster.dir / "logs" / f"{name}.log")
     cluster.processes.append(process)
-    pids = {p.name: p.pid for p in cluster.processes}
+    pids = {"harness": os.getpid(), **{p.name: p.pid for p in cluster.processes}}
     (cluster.dir / "pids.json").write_text(json.dumps(pids, indent=2))
     return process
 

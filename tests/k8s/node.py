@@ -167,6 +167,15 @@ def _rmdir_retrying(group: Path, deadline: float) -> None:
             time.sleep(0.1)
 
 
+def pid_alive(pid: int) -> bool:
+    """True while process `pid` exists and is not a zombie waiting to be reaped."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def shim_pids(socket: Path) -> list[int]:
     """containerd shims serving this node's containerd (they outlive it, reparented to init)."""
     found = []

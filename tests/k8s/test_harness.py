@@ -8,7 +8,6 @@ container processes, shims, mounts, cgroups or files may remain.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s import node
+from tests.k8s import node, reaper
 from tests.k8s.cluster import REPO, Cluster, ClusterError
 from tests.k8s.workloads import cluster_values
 
@@ -31,15 +30,6 @@ def _read_until(pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
         if match := re.search(pattern, line):
             return match
     raise AssertionError(f"`make cluster` ended without {pattern!r}; it said:\n{''.join(seen)}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/stat")
-    return status.exists() and status.read_text().split()[2] != "Z"
 
 
 @pytest.mark.timeout(600)
@@ -82,7 +72,7 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
         process.communicate()
 
     assert process.returncode == 0
-    assert [name for name, pid in pids.items() if _alive(pid)] == []
+    assert [name for name, pid in pids.items() if node.pid_alive(pid)] == []
     assert node.shim_pids(directory / "containerd" / "containerd.sock") == []
     assert node.cgroup_pids(cgroup) == set()
     assert not any((hierarchy / directory.name).exists() for hierarchy in node.hierarchies())
@@ -119,3 +109,28 @@ def test_cluster_that_cannot_start_fails_with_the_components_own_error() -> None
     assert "address already in use" in message
     assert broken.leftovers() == {"processes": [], "mounts": []}
     assert not broken.dir.exists()
+
+
+@pytest.mark.timeout(600)
+def test_next_start_cleans_up_after_a_harness_killed_outright(cluster: Cluster) -> None:
+    command = [sys.executable, "-m", "tests.k8s.cluster"]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        directory = Path(_read_until(r"kubeconfig:\s+(\S+)", process).group(1)).parent
+        pids = json.loads((directory / "pids.json").read_text())
+        process.kill()  # no chance to clean up: its components keep running
+        process.wait()
+        assert all(node.pid_alive(pid) for name, pid in pids.items() if name != "harness")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+    assert reaper.reap_abandoned(directory.parent) == [directory]
+
+    assert [name for name, pid in pids.items() if node.pid_alive(pid)] == []
+    assert node.shim_pids(directory / "containerd" / "containerd.sock") == []
+    assert not any((hierarchy / directory.name).exists() for hierarchy in node.hierarchies())
+    assert node.mounts_under(directory) == []
+    assert not directory.exists()
