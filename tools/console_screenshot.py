@@ -56,7 +56,12 @@ def _wait(condition: object, what: str, timeout: float = 30) -> None:
 @contextlib.contextmanager
 def _server(workdir: Path) -> Iterator[str]:
     port = _free_port()
-    env = {**os.environ, "OET_DB_PATH": str(workdir / "oet.sqlite3")}
+    # The scene's failing script is written into workdir: scripts may be loaded from there too.
+    env = {
+        **os.environ,
+        "OET_DB_PATH": str(workdir / "oet.sqlite3"),
+        "OET_SCRIPT_DIRS": f"{REPO / 'scripts'}:{workdir}",
+    }
     with (workdir / "server.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "oet.api.server", "--port", str(port), "--log-level", "warning"],
