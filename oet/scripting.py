@@ -27,8 +27,14 @@ def _print_sink(topic: str, payload: dict[str, Any], when: float) -> None:
 _sink: EventSink = _print_sink
 
 
-def publish(topic: str, **payload: Any) -> None:
-    """Publish an event on ``topic`` with ``payload`` as its JSON body."""
+def publish(topic: str, /, **payload: Any) -> None:
+    """Publish an event on ``topic`` with ``payload`` as its JSON body.
+
+    On the stream, the keyword arguments are top-level fields of the event.
+    A keyword named like one of OET's own fields (``id``, ``topic``, ``time``,
+    ``procedure_id``, ``source``, ``payload``) does not replace OET's value:
+    it is kept under ``payload``, which always holds the keywords as given.
+    """
     if not isinstance(topic, str) or not topic:
         raise ValueError("an event topic must be a non-empty string")
     _sink(topic, payload, time.time())

@@ -18,6 +18,20 @@ OET = [str(_INSTALLED)] if _INSTALLED.exists() else [sys.executable, "-m", "oet.
 """The ``oet`` console script of this environment, as a command line."""
 
 
+def run_installed(
+    *args: str, env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``oet`` with ``args`` (``env`` added to ours) until it exits."""
+    return subprocess.run(
+        [*OET, *args],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class Follower:
     """A command that follows a stream (``oet listen``, ``curl -N``) as a subprocess.
 

@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 FIXTURE_SCRIPTS = Path(__file__).resolve().parent / "scripts"
 
+# A shell that starts a job in the background (without job control) makes it
+# ignore Ctrl-C, and every command the tests start would inherit that: `oet
+# listen` and `curl -N` would then never answer the Ctrl-C the tests send them.
+# A handler (unlike "ignore") is reset to the default in each child.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 def free_port() -> int:
     """A TCP port nobody listens on right now."""

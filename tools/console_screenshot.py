@@ -56,10 +56,10 @@ def _wait(condition: object, what: str, timeout: float = 30) -> None:
 @contextlib.contextmanager
 def _server(workdir: Path) -> Iterator[str]:
     port = _free_port()
-    # The scene's failing script is written into workdir: scripts may be loaded from there too.
     env = {
         **os.environ,
         "OET_DB_PATH": str(workdir / "oet.sqlite3"),
+        # the scene's failing script lives in the scratch directory, beside the shipped ones
         "OET_SCRIPT_DIRS": f"{REPO / 'scripts'}:{workdir}",
     }
     with (workdir / "server.log").open("wb") as log:

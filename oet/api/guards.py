@@ -5,7 +5,9 @@ Two defences against a web page in an operator's browser driving the server
 sends ``text/plain``, form or empty content types without asking, but never
 ``application/json`` to another site without the server's consent (CORS
 preflight, which this server does not grant) — and, when the ``api_token``
-setting is set, with ``Authorization: Bearer <token>``.
+setting is set, with ``Authorization: Bearer <token>``. A ``DELETE`` has no
+body, so it needs no content type: a browser never sends that method to
+another site without a preflight either.
 """
 
 import hmac
@@ -27,7 +29,10 @@ def _is_json(content_type: str) -> bool:
 
 
 async def guard_change(request: Request) -> None:
-    """Refuse a mutating request without the API token (401) or a JSON body (415)."""
+    """Refuse a mutating request without the API token (401) or a JSON body (415).
+
+    A ``DELETE`` carries no body; only the token is checked for it.
+    """
     token: str | None = request.app.state.settings.api_token
     if token:
         given = request.headers.get("authorization", "")
@@ -39,7 +44,7 @@ async def guard_change(request: Request) -> None:
                 "This request changes procedures and needs the server's API token:"
                 " send 'Authorization: Bearer <token>' (the oet CLI sends $OET_API_TOKEN)"
             )
-    if not _is_json(request.headers.get("content-type", "")):
+    if request.method != "DELETE" and not _is_json(request.headers.get("content-type", "")):
         raise NotJSONContent(
             "The request body must be JSON, sent with 'Content-Type: application/json'"
         )

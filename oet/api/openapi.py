@@ -82,7 +82,10 @@ class StreamEvent(BaseModel):
     time: float = Field(description="UNIX time the event happened.")
     procedure_id: int | None = Field(description="The procedure it concerns, if any.")
     source: str = Field(description="'api' for requests and lifecycle, 'script' for scripts.")
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(description="The published keyword arguments, as sent.")
+    msg_src: str = Field(description="Who published: given by the publisher, or OET's default.")
+
+    model_config = {"extra": "allow"}  # the payload's keywords, lifted to the top level
 
 
 _SSE_MESSAGE = {
@@ -104,7 +107,8 @@ _ERRORS = {
     400: "The request cannot be acted on: bad JSON, bad script URI, script not allowed.",
     401: "The server has an API token and the request did not carry it.",
     404: "No procedure has that ID.",
-    409: "Not allowed in the procedure's current state.",
+    409: "Not allowed in the procedure's current state (a stop of a procedure that is not"
+    " executing, a start or discard of one that is).",
     413: "The request body is larger than max_body_bytes.",
     415: "The request body is not declared as JSON (Content-Type: application/json).",
     422: "The body is JSON but not of the expected shape.",
@@ -154,6 +158,10 @@ def _operations() -> dict[tuple[str, str], dict[str, Any]]:
             "security": _TOKEN_IF_SET,
             "requestBody": {"required": True, "content": _json("UpdateProcedure")},
             "responses": _answers(200, stop_or_start, (*change, 404, 409)),
+        },
+        ("/procedures/{pid}", "delete"): {
+            "security": _TOKEN_IF_SET,
+            "responses": _answers(200, _json("OneProcedure"), (401, 404, 409)),
         },
         ("/stream", "get"): {
             "responses": {

@@ -132,3 +132,18 @@ async def update_procedure(
     bus.publish(Topic.REQUEST_START, {"run_args": run.to_json() if run else None}, number)
     procedure = await backend.start(number, run)
     return JSONBody({"procedure": _summary(request, procedure)})
+
+
+@router.delete(
+    "/procedures/{pid}",
+    summary="Discard a procedure that is not executing",
+    dependencies=[Depends(guard_change)],
+)
+async def discard_procedure(
+    pid: str, request: Request, backend: BackendDep, bus: BusDep
+) -> JSONBody:
+    """Forget a CREATED or ended procedure (its idle runner ends); never sends ``Abort``."""
+    number = _pid(pid)
+    bus.publish(Topic.REQUEST_DISCARD, {"pids": [number]}, number)
+    procedure = await backend.discard(number)
+    return JSONBody({"procedure": _summary(request, procedure)})

@@ -16,7 +16,6 @@ each with a message fit to show a user as it is::
 import contextlib
 import dataclasses
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,12 +165,10 @@ class ProcedureClient:
     def __init__(self, http: httpx.Client, procedures_url: str) -> None:
         self.http = http
         self.url = procedures_url.rstrip("/")
-        token = os.environ.get("OET_API_TOKEN", "").strip()
-        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def _request(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
         with _talking_to(self.url):
-            return _checked_json(self.http.request(method, url, json=body, headers=self._auth))
+            return _checked_json(self.http.request(method, url, json=body))
 
     def _procedure(self, body: Any) -> ProcedureSummary:
         if not isinstance(body, dict) or "procedure" not in body:
@@ -215,12 +212,22 @@ class ProcedureClient:
             raise UnexpectedAnswer(f"The server at {self.url} did not say how the stop went")
         return str(body["abort_message"])
 
+    def discard(self, pid: int) -> ProcedureSummary:
+        """Forget a procedure whose script is not executing; the procedure as it was."""
+        return self._procedure(self._request("DELETE", f"{self.url}/{pid}"))
+
     def events(self, last_event_id: str | None = None) -> Iterator[StreamEvent]:
         """Follow the server's event stream until the server ends it.
 
         With ``last_event_id`` the server first replays what came after that
         event (or sends a ``stream.resync`` event when it no longer can).
         """
+        with self.event_stream(last_event_id) as events:
+            yield from events
+
+    @contextlib.contextmanager
+    def event_stream(self, last_event_id: str | None = None) -> Iterator[Iterator[StreamEvent]]:
+        """The event stream, connected on entry: every event after that moment is in it."""
         url = stream_url(self.url)
         headers = {"Accept": "text/event-stream"}
         if last_event_id is not None:
@@ -234,18 +241,23 @@ class ProcedureClient:
             if not response.is_success:
                 response.read()
                 _checked_json(response)
-            topic, data, event_id = "message", list[str](), None
-            for line in response.iter_lines():
-                if not line:
-                    if data:
-                        yield StreamEvent(topic, "\n".join(data), event_id)
-                    topic, data, event_id = "message", [], None
-                    continue
-                field, _, value = line.partition(":")
-                value = value.removeprefix(" ")
-                if field == "event":
-                    topic = value
-                elif field == "data":
-                    data.append(value)
-                elif field == "id":
-                    event_id = value
+            yield _parse_events(response.iter_lines())
+
+
+def _parse_events(lines: Iterator[str]) -> Iterator[StreamEvent]:
+    """Server-Sent Events from the stream's lines."""
+    topic, data, event_id = "message", list[str](), None
+    for line in lines:
+        if not line:
+            if data:
+                yield StreamEvent(topic, "\n".join(data), event_id)
+            topic, data, event_id = "message", [], None
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            topic = value
+        elif field == "data":
+            data.append(value)
+        elif field == "id":
+            event_id = value

@@ -5,7 +5,11 @@ tested without a server. Times are shown in the user's local time zone.
 """
 
 import datetime
+import json
+import re
+import time
 from collections.abc import Sequence
+from typing import Any
 
 from oet.cli.client import ProcedureSummary, StreamEvent
 from oet.domain import ProcedureInput
@@ -55,6 +59,53 @@ def describe(procedure: ProcedureSummary) -> str:
 
 
 def event_lines(event: StreamEvent) -> str:
-    """One event as ``oet listen`` prints it: ``event:`` and ``data:`` lines."""
+    """One event as ``oet listen --raw`` prints it: its ``id:``, ``event:`` and ``data:`` lines."""
     data = "\n".join(f"data: {line}" for line in event.data.split("\n"))
-    return f"event: {event.topic}\n{data}\n"
+    ident = f"id: {event.id}\n" if event.id is not None else ""
+    return f"{ident}event: {event.topic}\n{data}\n"
+
+
+_ENVELOPE = frozenset({"id", "topic", "time", "procedure_id", "source", "payload"})
+_BARE = re.compile(r"[^\s\"'=]+")
+
+
+def _value(value: object) -> str:
+    if isinstance(value, str) and _BARE.fullmatch(value):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=repr)
+
+
+def _fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The message's own fields; a lifecycle event's procedure as its state and script."""
+    payload = data.get("payload")
+    if not isinstance(payload, dict):
+        payload = {k: v for k, v in data.items() if k not in _ENVELOPE}
+    procedure = payload.get("procedure")
+    if isinstance(procedure, dict) and "state" in procedure:
+        history = procedure.get("history") or {}
+        fields = {"state": procedure.get("state"), "script": procedure.get("script_uri")}
+        if isinstance(history, dict) and history.get("reason"):
+            fields["reason"] = history["reason"]
+        return fields
+    return payload
+
+
+def event_line(event: StreamEvent) -> str:
+    """One event as ``oet listen`` prints it: local time, topic, procedure and fields.
+
+    ``2026-11-30 04:12:03.123  user.script.hello  pid=1  greeting="Hello, Ada!"``.
+    Always one line: values are shown as JSON (bare when they are a plain word).
+    """
+    try:
+        data = json.loads(event.data)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        text = " ".join(event.data.split())
+        return f"{local_time(time.time(), precise=True)[:-3]}  {event.topic}  {text}"
+    when = data.get("time")
+    stamp = local_time(when if isinstance(when, int | float) else time.time(), precise=True)
+    pid = data.get("procedure_id")
+    fields = "  ".join(f"{k}={_value(v)}" for k, v in _fields(data).items())
+    line = f"{stamp[:-3]}  {event.topic}  pid={pid if pid is not None else '-'}"
+    return f"{line}  {fields}" if fields else line

@@ -1,9 +1,9 @@
 """The ``oet`` command: the REST Client of the user docs.
 
 Each command is one or two calls on :class:`~oet.cli.client.ProcedureClient`
-and prints what the docs show. Failures are mapped to one ``Error: ...`` line
-on standard error and exit code 1 in one place, :func:`_session`; nothing a
-user can provoke ends in a traceback.
+and prints what the docs show. Every option also reads as ``--name=value``,
+booleans included (:mod:`oet.cli.options`); failures become one line and a
+non-zero exit in :func:`oet.cli.session.session`.
 
 The HTTP transport can be injected through the root context's ``obj``
 (``CliRunner().invoke(app, [...], obj=httpx.MockTransport(...))``), so the
@@ -11,23 +11,21 @@ commands can be exercised without a server.
 """
 
 import contextlib
-from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn
+from typing import Annotated
 
-import httpx
-import pydantic
 import typer
 
 from oet.cli.arguments import parse_script_args
-from oet.cli.client import NoProcedure, ProcedureClient, StreamEvent
+from oet.cli.client import StreamEvent
 from oet.cli.formatting import describe as describe_text
-from oet.cli.formatting import event_lines, procedure_table
+from oet.cli.formatting import event_line, event_lines, procedure_table
 from oet.cli.listening import follow
+from oet.cli.options import OetCommand, ScriptArgs, ServerUrl, pid_option
+from oet.cli.session import DEFAULT_REST_URI, fail, newest, running, session
+from oet.cli.waiting import final_state, follow_procedure, outcome
 from oet.config import Settings
-from oet.domain import OETError, ProcedureInput
+from oet.domain import ProcedureInput
 
-DEFAULT_REST_URI = "http://oet-rest:5000/api/v1.0/procedures"
-_TIMEOUT = httpx.Timeout(60.0, connect=5.0)  # a stop may wait for the script and the abort
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 app = typer.Typer(
@@ -45,67 +43,6 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-ServerUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--server-url",
-        envvar="OET_REST_URI",
-        show_default=False,
-        help=(
-            "URL of the REST server's procedures collection. Default: rest_uri in"
-            f" oet.ini, else {DEFAULT_REST_URI}"
-        ),
-    ),
-]
-
-
-def _pid_option(help: str) -> Any:
-    return typer.Option("--pid", help=help, show_default=False)
-
-
-ScriptArgs = Annotated[
-    list[str] | None,
-    typer.Argument(
-        metavar="ARGS",
-        help=(
-            "Arguments for the script: words are positional, --key=value are keyword"
-            " arguments, --flag means flag=True. Python literals keep their type"
-            " (--count=3 is an int, --dishes=[1,2] a list); other values are strings."
-        ),
-        show_default=False,
-    ),
-]
-
-
-@contextlib.contextmanager
-def _session(ctx: typer.Context, server_url: str | None) -> Iterator[ProcedureClient]:
-    """A client for the chosen server; turns every failure into one line and exit 1."""
-    try:
-        url = server_url or Settings().rest_uri
-        transport = ctx.obj if isinstance(ctx.obj, httpx.BaseTransport) else None
-        with httpx.Client(transport=transport, timeout=_TIMEOUT) as http:
-            yield ProcedureClient(http, url)
-    except OETError as exc:
-        _fail(str(exc))
-    except pydantic.ValidationError as exc:
-        problem = exc.errors()[0]
-        where = ".".join(str(part) for part in problem["loc"])
-        _fail(f"OET configuration is invalid: {where}: {problem['msg']}")
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:  # anything the client did not map
-        _fail(f"{type(exc).__name__}: {exc}")
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"Error: {' '.join(message.split())}", err=True)
-    raise typer.Exit(1)
-
-
-def _newest(client: ProcedureClient) -> int:
-    procedures = client.list()
-    if not procedures:
-        raise NoProcedure("There are no procedures: create one with 'oet create'")
-    return procedures[-1].id
-
 
 @app.callback(invoke_without_command=True)
 def _root(ctx: typer.Context) -> None:
@@ -113,18 +50,28 @@ def _root(ctx: typer.Context) -> None:
         typer.echo(ctx.get_help())
 
 
-@app.command(context_settings=_EXTRA_ARGS)
+@app.command(cls=OetCommand, context_settings=_EXTRA_ARGS)
 def create(
     ctx: typer.Context,
     script_uri: Annotated[
-        str,
+        str | None,
         typer.Argument(
             metavar="SCRIPT_URI",
             help="URI of the script to load, e.g. file:///scripts/observe.py",
             show_default=False,
         ),
-    ],
+    ] = None,
     script_args: ScriptArgs = None,
+    script_uri_option: Annotated[
+        str | None,
+        typer.Option(
+            "--script-uri",
+            "--script_uri",
+            metavar="SCRIPT_URI",
+            help="The script to load, given as an option instead of first.",
+            show_default=False,
+        ),
+    ] = None,
     server_url: ServerUrl = None,
 ) -> None:
     """Prepare a new procedure: load a script and call its init().
@@ -133,62 +80,85 @@ def create(
     given. The procedure is then ready to start. OET keeps the 10 newest
     procedures: creating an 11th drops the oldest finished one.
     """
-    given = parse_script_args(script_args or [])
+    words = list(script_args or [])
+    if script_uri_option is not None:
+        words = [script_uri, *words] if script_uri is not None else words
+        script_uri = script_uri_option
+    if script_uri is None:
+        ctx.fail("Missing argument 'SCRIPT_URI'.")
+    given = parse_script_args(words)
     init = ProcedureInput(given.args, {"subarray_id": 1, **given.kwargs})
-    with _session(ctx, server_url) as client:
+    with session(ctx, server_url) as client:
         procedure = client.create(script_uri, init)
         typer.echo(procedure_table([procedure]))
         if procedure.state == "FAILED":
-            _fail(
+            fail(
                 f"Procedure {procedure.id} failed while loading: {procedure.reason};"
                 f" see 'oet describe --pid={procedure.id}'"
             )
 
 
-@app.command("list")
+@app.command("list", cls=OetCommand)
 def list_procedures(
     ctx: typer.Context,
-    pid: Annotated[int | None, _pid_option("ID of the one procedure to list.")] = None,
+    pid: Annotated[int | None, pid_option("ID of the one procedure to list.")] = None,
     server_url: ServerUrl = None,
 ) -> None:
     """List procedures: the 10 newest, or only the one given by --pid."""
-    with _session(ctx, server_url) as client:
+    with session(ctx, server_url) as client:
         procedures = client.list() if pid is None else [client.get(pid)]
         typer.echo(procedure_table(procedures))
 
 
-@app.command(context_settings=_EXTRA_ARGS)
+@app.command(cls=OetCommand, context_settings=_EXTRA_ARGS)
 def start(
     ctx: typer.Context,
     script_args: ScriptArgs = None,
     pid: Annotated[
-        int | None, _pid_option("ID of the procedure to start. Default: the last one created.")
+        int | None, pid_option("ID of the procedure to start. Default: the last one created.")
     ] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help=(
+                "Follow the procedure's events until it ends; exit 0 if it COMPLETED,"
+                " 1 if it FAILED, 3 if it was STOPPED."
+            ),
+        ),
+    ] = False,
     server_url: ServerUrl = None,
 ) -> None:
     """Start a procedure executing: call its script's run().
 
     ARGS are passed to run(); without any, run() gets those given at creation
-    (none by default). Only one procedure can be executing at any time.
+    (none by default). --pid, --wait and --server-url are oet's own options;
+    every other --key=value goes to run(). Only one procedure can be executing
+    at any time. With --wait, follow it until it ends and exit with how it
+    ended.
     """
     run = parse_script_args(script_args) if script_args else None
-    with _session(ctx, server_url) as client:
-        procedure = client.start(_newest(client) if pid is None else pid, run)
-        typer.echo(procedure_table([procedure]))
+    with session(ctx, server_url) as client:
+        target = newest(client) if pid is None else pid
+        if not wait:
+            typer.echo(procedure_table([client.start(target, run)]))
+            return
+        try:
+            with client.event_stream() as events:  # connected first: no event is missed
+                typer.echo(procedure_table([client.start(target, run)]))
+                follow_procedure(events, target, lambda event: typer.echo(event_line(event)))
+        except KeyboardInterrupt:
+            fail(f"Stopped waiting; procedure {target} goes on (oet stop --pid={target})", 130)
+        code, problem = outcome(final_state(client, target))
+        if problem is not None:
+            fail(problem, code)
 
 
-def _running(client: ProcedureClient) -> int:
-    running = [p for p in client.list() if p.state == "RUNNING"]
-    if not running:
-        raise NoProcedure("No procedure is running: there is nothing to stop")
-    return running[-1].id
-
-
-@app.command()
+@app.command(cls=OetCommand)
 def stop(
     ctx: typer.Context,
     pid: Annotated[
-        int | None, _pid_option("ID of the procedure to stop. Default: the one that is running.")
+        int | None, pid_option("ID of the procedure to stop. Default: the one that is running.")
     ] = None,
     run_abort: Annotated[
         bool,
@@ -200,21 +170,39 @@ def stop(
     ] = True,
     server_url: ServerUrl = None,
 ) -> None:
-    """Stop procedure execution, aborting the subarray by default.
+    """Stop a running procedure's script, aborting the subarray by default.
 
-    The script is interrupted; with --run_abort (the default) OET then sends
-    Abort to the subarray the procedure was created for. Prints what the
-    server did, including whether the Abort reached the subarray.
+    The script is interrupted; with --run_abort (the default; also
+    --run_abort=True/False) OET then sends Abort to the subarray the procedure
+    was created for. Prints what the server did, including whether the Abort
+    reached the subarray. A procedure that is not executing (CREATED, or
+    ended) cannot be stopped: nothing is sent and the command fails.
     """
-    with _session(ctx, server_url) as client:
-        typer.echo(client.stop(_running(client) if pid is None else pid, run_abort))
+    with session(ctx, server_url) as client:
+        typer.echo(client.stop(running(client) if pid is None else pid, run_abort))
 
 
-@app.command()
+@app.command(cls=OetCommand)
+def discard(
+    ctx: typer.Context,
+    pid: Annotated[int, pid_option("ID of the procedure to discard (required).")],
+    server_url: ServerUrl = None,
+) -> None:
+    """Discard a procedure that is not executing: a CREATED or ended one.
+
+    The procedure is forgotten and its idle runner ends. Nothing is ever
+    aborted. A running procedure must be stopped first.
+    """
+    with session(ctx, server_url) as client:
+        procedure = client.discard(pid)
+        typer.echo(f"Discarded procedure {procedure.id} ({procedure.state}); nothing was aborted")
+
+
+@app.command(cls=OetCommand)
 def describe(
     ctx: typer.Context,
     pid: Annotated[
-        int | None, _pid_option("ID of the procedure to describe. Default: the last one created.")
+        int | None, pid_option("ID of the procedure to describe. Default: the last one created.")
     ] = None,
     server_url: ServerUrl = None,
 ) -> None:
@@ -223,12 +211,12 @@ def describe(
     Shows the script, the arguments given to init() and run(), when the
     procedure entered each state and, if it failed, the reason and stack trace.
     """
-    with _session(ctx, server_url) as client:
-        procedure = client.get(_newest(client) if pid is None else pid)
+    with session(ctx, server_url) as client:
+        procedure = client.get(newest(client) if pid is None else pid)
         typer.echo(describe_text(procedure))
 
 
-@app.command()
+@app.command(cls=OetCommand)
 def listen(
     ctx: typer.Context,
     topic: Annotated[
@@ -240,15 +228,21 @@ def listen(
             show_default=False,
         ),
     ] = None,
-    pid: Annotated[int | None, _pid_option("Show only events about this procedure.")] = None,
+    pid: Annotated[int | None, pid_option("Show only events about this procedure.")] = None,
+    raw: Annotated[
+        bool,
+        typer.Option(
+            "--raw", help="Print each event's Server-Sent Events lines (id, event, data) as sent."
+        ),
+    ] = False,
     server_url: ServerUrl = None,
 ) -> None:
     """Follow real-time events of OET and its scripts until Ctrl-C.
 
-    Each event is printed as an 'event:' line (its topic) and a 'data:' line
-    (JSON with id, topic, time, procedure_id, source and payload). If the
-    server restarts, listen reconnects and carries on without missing events,
-    for up to listen_reconnect seconds (OET_LISTEN_RECONNECT, default 60).
+    Each event is one line: local time, topic, procedure ID and the message's
+    fields. With --raw, its 'id:', 'event:' and 'data:' lines (JSON) instead.
+    If the server restarts, listen reconnects and carries on without missing
+    events, for up to listen_reconnect seconds (OET_LISTEN_RECONNECT, default 60).
     """
     prefixes = tuple(topic or ())
 
@@ -257,11 +251,11 @@ def listen(
             return False
         return pid is None or event.procedure_id == pid
 
-    with _session(ctx, server_url) as client, contextlib.suppress(KeyboardInterrupt):
+    with session(ctx, server_url) as client, contextlib.suppress(KeyboardInterrupt):
         follow(
             client,
             wanted,
-            show=lambda event: typer.echo(event_lines(event)),
+            show=lambda event: typer.echo(event_lines(event) if raw else event_line(event)),
             notice=lambda message: typer.echo(message, err=True),
             reconnect_for=Settings().listen_reconnect,
         )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from oet.domain.errors import StateConflict
 from oet.domain.procedure import Procedure
-from oet.domain.state import LIVE_STATES, ProcedureState
+from oet.domain.state import ProcedureState
 
 S = ProcedureState
 
@@ -35,13 +35,35 @@ def check_can_start(procedure: Procedure, procedures: Iterable[Procedure]) -> No
 
 
 def check_can_stop(procedure: Procedure) -> None:
-    """Raise StateConflict unless ``procedure`` is live and not already stopping."""
-    if procedure.state not in LIVE_STATES:
+    """Raise StateConflict unless ``procedure``'s script is executing (INITIALISING, RUNNING).
+
+    A stop is for a script that is executing: stopping a CREATED or ended
+    procedure is refused rather than quietly done, so a mistyped ID can never
+    send ``Abort`` to a subarray that procedure never used.
+    """
+    pid, state = procedure.id, procedure.state
+    if state == S.STOPPING:
+        raise StateConflict(f"Procedure {pid} is already stopping")
+    if state == S.CREATED:
         raise StateConflict(
-            f"Procedure {procedure.id} is {procedure.state.value}: there is nothing to stop"
+            f"Procedure {pid} is CREATED: its script is not running, so there is nothing to"
+            " stop and nothing was aborted. Check the ID (oet list); start it, or discard it"
+            f" with DELETE /procedures/{pid} (oet discard --pid={pid})"
         )
-    if procedure.state == S.STOPPING:
-        raise StateConflict(f"Procedure {procedure.id} is already stopping")
+    if state not in EXECUTING:
+        raise StateConflict(
+            f"Procedure {pid} is {state.value}: its script has ended, so there is nothing to"
+            " stop and nothing was aborted. Check the ID with 'oet list'"
+        )
+
+
+def check_can_discard(procedure: Procedure) -> None:
+    """Raise StateConflict if ``procedure``'s script is executing: that needs a stop."""
+    if procedure.state in EXECUTING:
+        raise StateConflict(
+            f"Procedure {procedure.id} is {procedure.state.value}: its script is executing;"
+            ' stop it first (PUT {"state": "STOPPED"}, oet stop), then discard it'
+        )
 
 
 def next_to_drop(procedures: Iterable[Procedure], limit: int) -> Procedure | None:

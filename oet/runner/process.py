@@ -27,6 +27,7 @@ from typing import Any
 
 from oet import scripting
 from oet.config import get_settings
+from oet.domain.events import clashes
 from oet.process_tree import become_subreaper, kill_descendants
 from oet.runner.abort import send_abort
 from oet.runner.channels import Channel
@@ -65,20 +66,31 @@ class _Runner:
         self.abort_requested = False
         self.interruptible = False
         self.main_thread = threading.main_thread()
+        self.warned: set[tuple[str, ...]] = set()
+        self.in_script = False  # script code (not a wait of the runner's) is executing
+        self.stopped_script = False  # a stop interrupted script code
 
     # -- reports ----------------------------------------------------------
     def report_state(self, state: str, **extra: Any) -> None:
         self.channel.send({"type": "state", "state": state, "time": time.time(), **extra})
 
     def report_event(self, topic: str, payload: dict[str, Any], when: float) -> None:
+        if (shadowed := clashes(payload)) and (topic, *shadowed) not in self.warned:
+            self.warned.add((topic, *shadowed))
+            print(
+                f"oet runner: event {topic!r} uses {', '.join(shadowed)}, which OET sets on"
+                " every event; on the stream the script's value is only under 'payload'",
+                file=sys.stderr,
+            )
         self.channel.send({"type": "event", "topic": topic, "payload": payload, "time": when})
 
     def forward_pubsub(self) -> None:
         """Forward every pypubsub message the script sends, as SKA scripts use it."""
         from pubsub import pub
 
-        def listener(topic: Any = pub.AUTO_TOPIC, **kwargs: Any) -> None:
-            self.report_event(topic.getName(), kwargs, time.time())
+        # An unlikely parameter name, so that a message may carry a ``topic`` field.
+        def listener(oet_pubsub_topic: Any = pub.AUTO_TOPIC, **kwargs: Any) -> None:
+            self.report_event(oet_pubsub_topic.getName(), kwargs, time.time())
 
         self._pubsub_listener = listener  # pypubsub holds listeners weakly
         pub.subscribe(listener, pub.ALL_TOPICS)
@@ -115,14 +127,29 @@ class _Runner:
 
     # -- the procedure ------------------------------------------------------
     def call(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-        """Call ``fn`` (script code, or a wait) so that a stop interrupts it."""
+        """Call script code so that a stop interrupts it."""
+        return self._interruptible(True, fn, args, kwargs)
+
+    def wait(self, fn: Any) -> Any:
+        """Call ``fn``, a wait of the runner's own (not script code), interruptibly."""
+        return self._interruptible(False, fn, (), {})
+
+    def _interruptible(
+        self, script: bool, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Remembers whether a stop interrupted script code: only then may Abort be sent."""
         self.interruptible = True
         try:
             if self.stop_requested.is_set():
                 raise StopRequested
+            self.in_script = script
             return fn(*args, **kwargs)
+        except StopRequested:
+            self.stopped_script = self.in_script
+            raise
         finally:
             self.interruptible = False
+            self.in_script = False
 
     def script_path(self) -> Path:
         """The script to load, refused unless it lies inside an allowed directory."""
@@ -140,7 +167,11 @@ class _Runner:
         kill_descendants(os.getpid())
         self.channel.send({"type": "interrupted", "time": time.time()})
         abort = None
-        if self.abort_requested:
+        if self.abort_requested and not self.stopped_script:
+            # Abort is for a subarray this script was commanding; it never ran here.
+            message = "Abort not sent: the script was not executing when the stop arrived"
+            abort = {"sent": False, "message": message}
+        elif self.abort_requested:
             settings = self.load.get("abort", {})
             sent, message = send_abort(
                 self.load.get("subarray_id"),
@@ -176,7 +207,7 @@ class _Runner:
             if not callable(entry):
                 raise AttributeError("the script defines neither run() nor main()")
             self.report_state("CREATED")
-            start = self.call(self.starts.get)
+            start = self.wait(self.starts.get)
             self.call(entry, *start.get("args", []), **start.get("kwargs", {}))
         except StopRequested:
             return self.stopped()

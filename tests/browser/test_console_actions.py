@@ -1,8 +1,8 @@
 """The operator's actions on the console page, against a real server, real runners and Tango.
 
 Create and start from the page, stop, stop with abort (confirmed, reaching a
-real Tango device), API refusals shown as their message, the token asked for
-when the server wants one, and the keyboard alone.
+real Tango device), discard (confirmed), API refusals shown as their message,
+the token asked for when the server wants one, and the keyboard alone.
 """
 
 import json
@@ -130,6 +130,48 @@ def test_plain_stop_stops_a_running_procedure_without_asking(
     console.page.click("#stop-button")
     expect(console.state_cell(pid)).to_have_text("STOPPED")
     expect(console.page.locator("#notice")).to_contain_text(f"ID {pid}")
+
+
+def test_discard_asks_first_then_the_procedure_leaves_the_page_and_the_server(
+    api: httpx.Client, script: Callable[[str], str], console: Console
+) -> None:
+    running = run_until(api, script(SLEEPER), "RUNNING")
+    idle = create_id(api, script(QUICK))
+    page = console.page
+    console.choose(running)
+    expect(page.locator("#stop-button")).to_be_visible()
+    expect(page.locator("#discard-button")).to_be_hidden()  # its script is executing
+
+    console.choose(idle)
+    expect(page.locator("#discard-button")).to_be_visible()
+    page.click("#discard-button")
+    expect(page.locator("#discard-dialog")).to_be_visible()
+    expect(page.locator("#discard-question")).to_contain_text(f"Discard procedure {idle}")
+    expect(page.locator("#discard-question")).to_contain_text("will never run")
+    page.keyboard.press("Escape")  # the operator thinks better of it
+    expect(page.locator("#discard-dialog")).to_be_hidden()
+    assert get(api, idle)["state"] == "CREATED"
+
+    page.click("#discard-button")
+    page.click("#discard-confirm")
+    expect(page.locator("#notice")).to_have_text(f"Procedure {idle} discarded")
+    expect(console.row(idle)).to_have_count(0)
+    expect(page.locator("#detail-title")).to_have_text("Choose a procedure")
+    assert api.get(f"/procedures/{idle}").status_code == 404
+    assert get(api, running)["state"] == "RUNNING"
+
+
+def test_a_discard_elsewhere_removes_the_procedure_from_the_page(
+    api: httpx.Client, script: Callable[[str], str], console: Console
+) -> None:
+    pid = run_until(api, script(QUICK), "COMPLETED")
+    expect(console.state_cell(pid)).to_have_text("COMPLETED")
+    console.choose(pid)
+    expect(console.page.locator("#discard-button")).to_be_visible()  # ended: may be discarded
+
+    assert api.delete(f"/procedures/{pid}").status_code == 200  # as `oet discard` does
+
+    expect(console.row(pid)).to_have_count(0)
 
 
 def test_the_keyboard_alone_chooses_procedures_and_reaches_the_controls(

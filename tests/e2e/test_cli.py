@@ -5,8 +5,6 @@ signal handling or absence of a traceback matters as a user sees it run as
 the installed ``oet`` console script in a subprocess.
 """
 
-import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,8 +14,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from oet.cli.main import app
-from tests.commands import OET, Follower, data_of
-from tests.conftest import REPO, Server, free_port, wait_for
+from tests.commands import OET, Follower, data_of, run_installed
+from tests.conftest import Server, free_port, wait_for
 from tests.procedures import written_json
 
 pytestmark = pytest.mark.e2e
@@ -69,17 +67,6 @@ def procedure(api: httpx.Client, pid: int) -> dict[str, Any]:
 
 def state_becomes(api: httpx.Client, pid: int, state: str) -> None:
     wait_for(lambda: procedure(api, pid)["state"] == state, 20, f"procedure {pid} {state}")
-
-
-def run_installed(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*OET, *args],
-        env={**os.environ, **env},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def recording_script(script: Callable[[str], str], tmp_path: Path, forever: bool) -> str:
@@ -239,10 +226,15 @@ def test_stop_without_run_abort_only_stops_the_script(
     assert "Abort" not in procedure(api, 1)["history"]["reason"]
 
 
-def test_stop_pid_can_stop_a_procedure_that_was_never_started(oet: Oet, api: httpx.Client) -> None:
+def test_stop_of_a_procedure_that_was_never_started_is_refused_in_one_line(
+    oet: Oet, api: httpx.Client
+) -> None:
     oet.ok("create", HELLO)
-    assert oet.ok("stop", "--pid=1", "--no-run-abort") == "Successfully stopped script with ID 1\n"
-    assert procedure(api, 1)["state"] == "STOPPED"
+    result = oet("stop", "--pid=1", "--no-run-abort")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: 409 Conflict: Procedure 1 is CREATED:")
+    assert "oet discard --pid=1" in result.stderr
+    assert procedure(api, 1)["state"] == "CREATED"
 
 
 def test_stop_with_nothing_running_is_one_line_and_exit_1(oet: Oet) -> None:
@@ -261,7 +253,8 @@ def test_stopping_a_finished_procedure_maps_the_409_to_one_line(
     result = oet("stop", "--pid=1")
     assert result.exit_code == 1
     assert result.stderr == (
-        "Error: 409 Conflict: Procedure 1 is COMPLETED: there is nothing to stop\n"
+        "Error: 409 Conflict: Procedure 1 is COMPLETED: its script has ended, so there is"
+        " nothing to stop and nothing was aborted. Check the ID with 'oet list'\n"
     )
 
 
@@ -316,7 +309,7 @@ def test_describe_with_nothing_created_is_one_line(oet: Oet) -> None:
 def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     server: Server, oet: Oet
 ) -> None:
-    with Follower([*OET, "listen"], {"OET_REST_URI": server.procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": server.procedures}) as listener:
         output = listen_while_hello_runs(listener, oet)
         assert listener.interrupt() == 0
         assert listener.stderr() == ""
@@ -324,19 +317,20 @@ def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     events = data_of(output)
     hello = next(e for e in events if e["topic"] == "user.script.hello")
     assert hello["payload"] == {"greeting": "Hello, Ada!"}
+    assert hello["greeting"] == "Hello, Ada!"
     assert hello["procedure_id"] == 1
     assert hello["source"] == "script"
-    assert all(
-        set(e) == {"id", "topic", "time", "procedure_id", "source", "payload"} for e in events
-    )
-    assert "\n\nevent: procedure.lifecycle.started\n" in output  # a blank line between events
+    envelope = {"id", "topic", "time", "procedure_id", "source", "payload", "msg_src"}
+    assert all(set(e) == envelope | set(e["payload"]) for e in events)
+    assert "\n\nid: " in output  # a blank line between events
+    assert "\nevent: procedure.lifecycle.started\n" in output
 
 
 def test_listen_carries_on_across_a_server_restart_and_says_it_resynced(
     make_server: Callable[..., Server],
 ) -> None:
     first = make_server()
-    with Follower([*OET, "listen"], {"OET_REST_URI": first.procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": first.procedures}) as listener:
         listener.wait_for_text(
             "event: request.procedure.list", poke=lambda: httpx.get(first.procedures)
         )
@@ -366,8 +360,6 @@ def test_listen_filters_by_topic_prefix_and_procedure(
 ) -> None:
     oet.ok("create", HELLO)
     oet.ok("create", HELLO)
-    oet.ok("stop", "--pid=1", "--no-run_abort")
-    oet.ok("stop", "--pid=2", "--no-run_abort")
 
     def ask_to_stop_both() -> None:  # each publishes request.procedure.stop, then gets a 409
         api.get("/procedures")
@@ -375,7 +367,9 @@ def test_listen_filters_by_topic_prefix_and_procedure(
             api.put(f"/procedures/{pid}", json={"state": "STOPPED"})
 
     options = ["--pid", "2", "--topic", "request.procedure.stop", "--topic", "user."]
-    with Follower([*OET, "listen", *options], {"OET_REST_URI": server.procedures}) as listener:
+    with Follower(
+        [*OET, "listen", "--raw", *options], {"OET_REST_URI": server.procedures}
+    ) as listener:
         listener.wait_for_text("event: request.procedure.stop", poke=ask_to_stop_both)
         seen = len(data_of(listener.output()))
         ask_to_stop_both()  # the list and the stop of 1 come first and must be filtered out

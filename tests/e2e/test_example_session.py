@@ -111,7 +111,7 @@ def test_the_oet_example_session(server: Server, tmp_path: Path) -> None:
     # $ oet list --pid=2
     assert rows(oet("list", "--pid=2")) == [created2]
 
-    with Follower([*OET, "listen"], {"OET_REST_URI": server.procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": server.procedures}) as listener:
         listener.wait_for_text("event: request.procedure.list", poke=lambda: oet("list"))
 
         # $ oet start --pid=2 'bob' --simulate=false

@@ -221,6 +221,8 @@ def test_lifecycle_events_carry_the_same_absolute_uri_as_get(
         event = stream.until_topic("procedure.lifecycle.created")[-1]
 
     assert event.body["payload"]["procedure"]["uri"] == get(api, pid)["uri"]
+    # the user docs' shape: the payload's fields at the top level too
+    assert event.body["procedure"]["uri"] == get(api, pid)["uri"]
 
 
 def test_polling_the_list_does_not_push_lifecycle_events_out_of_the_replay_buffer(

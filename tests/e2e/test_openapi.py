@@ -41,6 +41,7 @@ OPERATIONS = [
     ("/procedures", "post"),
     ("/procedures/{pid}", "get"),
     ("/procedures/{pid}", "put"),
+    ("/procedures/{pid}", "delete"),
     ("/stream", "get"),
 ]
 GENERATED = [
@@ -118,6 +119,7 @@ def test_every_reference_in_the_document_resolves(document: dict[str, Any]) -> N
         ("/procedures", "post", {"201", "400", "401", "413", "415", "422", "500"}),
         ("/procedures/{pid}", "put", {"200", "400", "401", "404", "409", "413", "415", "422"}),
         ("/procedures/{pid}", "get", {"200", "404", "500"}),
+        ("/procedures/{pid}", "delete", {"200", "401", "404", "409", "500"}),
     ],
 )
 def test_every_error_status_is_documented_with_the_error_body(
@@ -137,7 +139,12 @@ def test_changes_document_the_optional_bearer_token(document: dict[str, Any]) ->
     scheme = document["components"]["securitySchemes"]["apiToken"]
 
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    for path, method in (("/procedures", "post"), ("/procedures/{pid}", "put")):
+    changes = (
+        ("/procedures", "post"),
+        ("/procedures/{pid}", "put"),
+        ("/procedures/{pid}", "delete"),
+    )
+    for path, method in changes:
         assert {"apiToken": []} in document["paths"][API + path][method]["security"]
 
 

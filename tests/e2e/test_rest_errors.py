@@ -173,11 +173,10 @@ def test_when_starts_arrive_together_only_one_procedure_runs(
 @pytest.mark.parametrize(
     ("method", "path", "allowed"),
     [
-        ("DELETE", "/procedures/1", {"GET", "PUT"}),
-        ("PATCH", "/procedures/1", {"GET", "PUT"}),
+        ("PATCH", "/procedures/1", {"GET", "PUT", "DELETE"}),
         ("DELETE", "/procedures", {"GET", "POST"}),
     ],
-    ids=["DELETE a procedure", "PATCH a procedure", "DELETE the collection"],
+    ids=["PATCH a procedure", "DELETE the collection"],
 )
 def test_a_wrong_method_is_405_naming_the_allowed_methods(
     api: httpx.Client, method: str, path: str, allowed: set[str]
@@ -401,7 +400,8 @@ MALFORMED: dict[str, Bad] = {
     ),
     "stop of ID -1": Bad("PUT", "/procedures/-1", 404, json={"state": "STOPPED"}),
     # wrong methods
-    "DELETE a procedure": Bad("DELETE", "/procedures/1", 405),
+    "discard of ID abc": Bad("DELETE", "/procedures/abc", 404),
+    "discard below a procedure": Bad("DELETE", "/procedures/1/run", 404),
     "PATCH a procedure": Bad("PATCH", "/procedures/1", 405, json={"state": "RUNNING"}),
     "POST to a procedure": Bad("POST", "/procedures/1", 405, json={"state": "RUNNING"}),
     "PUT the collection": Bad("PUT", "/procedures", 405, json={"state": "RUNNING"}),

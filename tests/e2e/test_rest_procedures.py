@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import Server
 from tests.procedures import (
     FINAL_STATES,
+    QUICK,
     SLEEPER,
     SWALLOWS_STOP,
     create,
@@ -437,19 +438,60 @@ def test_stop_with_abort_reports_that_no_subarray_could_be_aborted(
     assert "subarray_id" in stopped["history"]["reason"]
 
 
-def test_stop_of_a_created_procedure_stops_it_without_running_it(
-    api: httpx.Client, script: Callable[[str], str]
+@pytest.mark.parametrize("abort", [False, True])
+def test_stop_of_a_created_procedure_is_refused_and_leaves_it_ready_to_start(
+    api: httpx.Client, script: Callable[[str], str], abort: bool
 ) -> None:
     uri = script(RECORDER)
     pid = create_id(api, uri)
 
-    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED"})
+    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": abort})
+
+    assert response.status_code == 409, response.text
+    body = response.json()
+    assert body["type"] == "StateConflict"
+    assert f"Procedure {pid} is CREATED: its script is not running" in body["Message"]
+    assert f"DELETE /procedures/{pid}" in body["Message"]
+    assert get(api, pid)["state"] == "CREATED"
+    start(api, pid)
+    wait_for_state(api, pid, "COMPLETED")
+    assert [call["function"] for call in calls_of(uri)] == ["init", "run"]
+
+
+def test_discard_forgets_a_created_procedure_and_ends_its_runner_without_running_it(
+    server: Server, api: httpx.Client, script: Callable[[str], str]
+) -> None:
+    uri = script(RECORDER)
+    pid = create_id(api, uri)
+    wait_for_runners(server, 1)
+
+    response = api.delete(f"/procedures/{pid}")
 
     assert response.status_code == 200, response.text
-    stopped = get(api, pid)
-    assert stopped["state"] == "STOPPED"
-    assert "RUNNING" not in stopped["history"]["process_states"]
+    assert response.json()["procedure"]["state"] == "CREATED"
+    assert api.get(f"/procedures/{pid}").status_code == 404
+    wait_for_runners(server, 0)
     assert [call["function"] for call in calls_of(uri)] == ["init"]
+
+
+def test_discard_forgets_a_finished_procedure(
+    api: httpx.Client, script: Callable[[str], str]
+) -> None:
+    pid = run_until(api, script(QUICK), "COMPLETED")
+    assert api.delete(f"/procedures/{pid}").status_code == 200
+    assert api.get("/procedures").json() == {"procedures": []}
+
+
+def test_discard_of_a_running_procedure_is_refused_and_it_keeps_running(
+    api: httpx.Client, script: Callable[[str], str]
+) -> None:
+    pid = run_until(api, script(SLEEPER), "RUNNING")
+
+    response = api.delete(f"/procedures/{pid}")
+
+    assert response.status_code == 409, response.text
+    assert "stop it first" in response.json()["Message"]
+    assert get(api, pid)["state"] == "RUNNING"
 
 
 def test_a_procedure_can_start_once_the_running_one_has_stopped(

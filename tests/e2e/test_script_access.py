@@ -216,3 +216,19 @@ def test_the_server_warns_when_it_listens_beyond_loopback_without_a_token(
     warning = [line for line in log.read_text().splitlines() if "API token" in line]
     assert len(warning) == 1, log.read_text()
     assert warning[0].startswith("WARNING")
+
+
+def test_with_a_token_set_a_discard_needs_it_but_no_content_type(
+    guarded: Server, script: Callable[[str], str]
+) -> None:
+    headers = {"Authorization": "Bearer s3cret-token"}
+    with httpx.Client(base_url=guarded.api, headers=headers, timeout=30) as api:
+        pid = create_id(api, script(QUICK))
+        with guarded.client() as anonymous:
+            refused = anonymous.delete(f"/procedures/{pid}")
+
+        assert_error(refused, 401, "Unauthorized")
+        assert state_of(api, pid) == "CREATED"
+        discarded = api.delete(f"/procedures/{pid}")  # no body, no Content-Type
+        assert discarded.status_code == 200, discarded.text
+        assert nothing_recorded(api)

@@ -65,12 +65,17 @@ def test_each_message_has_an_id_its_topic_as_event_and_the_event_as_json_data(
     before = time.time()
     message = list_and_read(api, stream)
     data = message.body
-    assert set(data) == {"id", "topic", "time", "procedure_id", "source", "payload"}
+    assert set(data) == {"id", "topic", "time", "procedure_id", "source", "payload"} | {
+        "msg_src",
+        "pids",
+    }
     assert message.id == str(data["id"])
     assert message.event == data["topic"] == "request.procedure.list"
     assert data["procedure_id"] is None
     assert data["source"] == "api"
     assert data["payload"] == {"pids": None}
+    assert data["pids"] is None  # the user docs' shape: the message's fields at the top
+    assert data["msg_src"] == "FlaskWorker"
     assert before - 1 <= data["time"] <= time.time() + 1
 
 

@@ -8,6 +8,7 @@ subprocess, Tango.
 """
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -22,8 +23,18 @@ from tango.server import Device, attribute, command, device_property
 from tango.test_context import DeviceTestContext
 
 from oet.runner.abort import send_abort
+from tests.commands import OET
 from tests.conftest import REPO, Server, free_port, wait_for
-from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP, create_id, get, start, stop
+from tests.procedures import (
+    ANNOUNCES_THEN_SLEEPS,
+    IGNORES_STOP,
+    create,
+    create_id,
+    get,
+    pid_of,
+    start,
+    stop,
+)
 from tests.sse import EventStream
 
 pytestmark = pytest.mark.tango
@@ -208,7 +219,7 @@ def test_send_abort_to_a_slow_subarray_gives_up_after_the_timeout(
 
 # -- through the REST server and the runner -------------------------------------------
 
-ServerFor = Callable[[str], tuple[Server, httpx.Client]]
+ServerFor = Callable[..., tuple[Server, httpx.Client]]
 
 
 def running_procedure(server: Server, api: httpx.Client, uri: str, **init_kwargs: Any) -> int:
@@ -247,12 +258,13 @@ def server_for(make_server: Callable[..., Server]) -> Iterator[ServerFor]:
     """A server whose abort hook uses ``template`` (abort timeout 2 s, stop grace 1 s)."""
     clients: list[httpx.Client] = []
 
-    def make(template: str) -> tuple[Server, httpx.Client]:
+    def make(template: str, **env: str) -> tuple[Server, httpx.Client]:
         server = make_server(
             env={
                 "OET_ABORT_FQDN_TEMPLATE": template,
                 "OET_ABORT_TIMEOUT": "2",
                 "OET_STOP_GRACE": "1",
+                **env,
             }
         )
         clients.append(server.client())
@@ -331,3 +343,118 @@ def test_stop_with_abort_of_a_procedure_without_subarray_id_says_why_no_abort_wa
     )
     assert "without a subarray_id" in procedure["history"]["reason"]
     assert subarray.aborts == before
+
+
+# -- a stop is only for a running script: nothing else is ever aborted ------------------
+
+RAISES = """
+def init(subarray_id=None):
+    pass
+
+
+def run():
+    raise RuntimeError("the script failed")
+"""
+
+QUICK_FOR_SUBARRAY = """
+def init(subarray_id=None):
+    pass
+
+
+def run():
+    pass
+"""
+
+
+def procedure_in(
+    state: str, server: Server, api: httpx.Client, script: Callable[[str], str]
+) -> int:
+    """A procedure for subarray 1 that is ``state`` (no Abort sent on the way)."""
+    if state == "CREATED":
+        return create_id(api, script(QUICK_FOR_SUBARRAY), subarray_id=1)
+    if state == "STOPPED":
+        pid = running_procedure(server, api, script(ANNOUNCES_THEN_SLEEPS), subarray_id=1)
+        stop(api, pid, abort=False)
+        return pid
+    source = QUICK_FOR_SUBARRAY if state == "COMPLETED" else RAISES
+    pid = create_id(api, script(source), subarray_id=1)
+    start(api, pid)
+    wait_for(lambda: get(api, pid)["state"] == state, 15, f"procedure {pid} to be {state}")
+    return pid
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("state", ["CREATED", "COMPLETED", "FAILED", "STOPPED"])
+def test_stop_with_abort_of_a_procedure_whose_script_is_not_running_is_409_and_aborts_nothing(
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str], state: str
+) -> None:
+    server, api = server_for(subarray.template)
+    pid = procedure_in(state, server, api, script)
+    before = subarray.aborts
+
+    response = api.put(f"/procedures/{pid}", json={"state": "STOPPED", "abort": True})
+
+    assert response.status_code == 409, response.text
+    assert response.json()["type"] == "StateConflict"
+    assert f"Procedure {pid} is {state}" in response.json()["Message"]
+    assert "nothing was aborted" in response.json()["Message"]
+    assert get(api, pid)["state"] == state
+    assert subarray.aborts == before
+
+
+@pytest.mark.e2e
+def test_oet_stop_of_a_created_procedure_explains_itself_and_aborts_nothing(
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
+) -> None:
+    server, api = server_for(subarray.template)
+    pid = procedure_in("CREATED", server, api, script)
+    before = subarray.aborts
+
+    done = subprocess.run(
+        [*OET, "stop", f"--pid={pid}", "--run_abort=True"],
+        env={**os.environ, "OET_REST_URI": server.procedures},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith(f"Error: 409 Conflict: Procedure {pid} is CREATED:")
+    assert len(done.stderr.splitlines()) == 1
+    assert subarray.aborts == before
+    assert get(api, pid)["state"] == "CREATED"
+
+
+HANGS_IN_INIT = """
+import time
+from oet import scripting
+
+
+def init(subarray_id=None):
+    scripting.publish("test.in_init")
+    time.sleep(3600)
+
+
+def run():
+    pass
+"""
+
+
+@pytest.mark.e2e
+def test_stop_with_abort_of_a_hung_init_interrupts_it_and_aborts_the_subarray(
+    subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
+) -> None:
+    # init() is script code: it may already be commanding the subarray (docs/rest-api.md)
+    server, api = server_for(subarray.template, OET_CREATE_WAIT="0.5")
+    with EventStream(f"{server.api}/stream") as stream:
+        procedure = create(api, script(HANGS_IN_INIT), init={"kwargs": {"subarray_id": 1}})
+        assert procedure["state"] == "INITIALISING"
+        pid = pid_of(procedure)
+        stream.until_topic("test.in_init", pid, timeout=20)
+    before = subarray.aborts
+
+    message, stopped = stop_with_abort(api, pid)
+
+    assert message == f"Successfully stopped script with ID {pid} and aborted subarray activity"
+    assert "CREATED" not in stopped["history"]["process_states"]
+    assert subarray.aborts == before + 1

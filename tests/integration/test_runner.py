@@ -515,6 +515,25 @@ def test_stop_with_abort_but_no_subarray_id_stops_and_says_why_abort_was_not_sen
     assert "not sent" in stopped["abort"]["message"]
 
 
+def test_a_stop_with_abort_before_the_script_was_started_does_not_abort(
+    runner: Runner, write_script: Callable[[str], Path]
+) -> None:
+    # The server refuses such stops; the runner holds the same line should one race in.
+    runner.load(
+        write_script(ANNOUNCES_THEN_SLEEPS),
+        init_kwargs={"subarray_id": 1},
+        subarray_id=1,
+        abort={"fqdn_template": "tango://127.0.0.1:1/nowhere/{subarray_id}#dbase=no", "timeout": 1},
+    )
+    runner.state("CREATED")
+    runner.stop(abort=True)
+    stopped = runner.state("STOPPED")
+    assert stopped["abort"] == {
+        "sent": False,
+        "message": "Abort not sent: the script was not executing when the stop arrived",
+    }
+
+
 def test_unreadable_commands_are_ignored(
     runner: Runner, write_script: Callable[[str], Path]
 ) -> None:

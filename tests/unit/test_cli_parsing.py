@@ -281,7 +281,7 @@ def test_listen_shows_only_events_matching_its_topic_prefixes_and_pid(
     options: list[str], expected_ids: list[int]
 ) -> None:
     transport = httpx.MockTransport(sse_server(STREAM))
-    result = CliRunner().invoke(app, ["listen", *options], obj=transport, env=NO_RECONNECT)
+    result = CliRunner().invoke(app, ["listen", "--raw", *options], obj=transport, env=NO_RECONNECT)
     # the mock stream ends, and listen may not reconnect: that is reported as an error
     assert result.exit_code == 1
     assert "closed the event stream" in result.stderr
@@ -291,8 +291,22 @@ def test_listen_shows_only_events_matching_its_topic_prefixes_and_pid(
     assert shown == expected_ids
 
 
-def test_listen_prints_event_and_data_lines_then_a_blank_line() -> None:
+@pytest.mark.parametrize("raw", ["--raw", "--raw=True", "--raw=1"])
+def test_listen_raw_prints_id_event_and_data_lines_then_a_blank_line(raw: str) -> None:
     transport = httpx.MockTransport(sse_server(sse(9, "user.script.hello", 2)))
-    result = CliRunner().invoke(app, ["listen"], obj=transport, env=NO_RECONNECT)
+    result = CliRunner().invoke(app, ["listen", raw], obj=transport, env=NO_RECONNECT)
     data = json.loads(sse(9, "user.script.hello", 2).split("data: ")[1].split("\r\n")[0])
-    assert result.stdout == f"event: user.script.hello\ndata: {json.dumps(data)}\n\n"
+    assert result.stdout == f"id: 9\nevent: user.script.hello\ndata: {json.dumps(data)}\n\n"
+
+
+@pytest.mark.parametrize("options", [[], ["--raw=False"], ["--raw=0"]])
+def test_listen_prints_one_readable_line_per_event_by_default(options: list[str]) -> None:
+    transport = httpx.MockTransport(sse_server(STREAM))
+    result = CliRunner().invoke(app, ["listen", *options], obj=transport, env=NO_RECONNECT)
+    lines = result.stdout.splitlines()
+    assert [line.split("  ")[1:3] for line in lines] == [
+        ["request.procedure.list", "pid=-"],
+        ["procedure.lifecycle.created", "pid=1"],
+        ["user.script.hello", "pid=2"],
+        ["procedure.lifecycle.started", "pid=2"],
+    ]

@@ -1,6 +1,7 @@
 """Every way a runner can die ends its procedure in a final state with a reason."""
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -297,19 +298,22 @@ def test_a_runner_that_dies_while_stopping_ends_stopped_with_the_cause() -> None
     assert (death.state, death.reason) == (S.STOPPED, "OOMKilled")
 
 
+# The objects are made when the test runs, not when it is collected: their ages count
+# from their creation, and a long suite runs this minutes after collecting it.
 @pytest.mark.parametrize(
-    ("runner_job", "runner_pod"),
+    "made",
     [
-        (job(active=1), pod("Running", RUNNING_STATE)),
-        (job(active=1), pod("Pending", waiting("ContainerCreating", ""), age=1)),
-        (job(active=1), pod("Running", RUNNING_STATE, deleting=True)),
-        (job(active=1), None),
+        lambda: (job(active=1), pod("Running", RUNNING_STATE)),
+        lambda: (job(active=1), pod("Pending", waiting("ContainerCreating", ""), age=1)),
+        lambda: (job(active=1), pod("Running", RUNNING_STATE, deleting=True)),
+        lambda: (job(active=1), None),
     ],
     ids=["running", "starting", "being-deleted", "pod-not-made-yet"],
 )
 def test_a_live_or_starting_runner_is_left_to_report_for_itself(
-    runner_job: dict[str, Any], runner_pod: dict[str, Any] | None
+    made: Callable[[], tuple[dict[str, Any], dict[str, Any] | None]],
 ) -> None:
+    runner_job, runner_pod = made()
     procedure = resource(3, S.RUNNING, runner_job="procedure-3-runner")
     assert classify(procedure, runner_job, runner_pod) is None
 

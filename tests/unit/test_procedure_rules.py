@@ -3,7 +3,13 @@
 import pytest
 
 from oet.domain import Procedure, ProcedureInput, ProcedureState, StateConflict
-from oet.domain.rules import abort_message, check_can_start, check_can_stop, next_to_drop
+from oet.domain.rules import (
+    abort_message,
+    check_can_discard,
+    check_can_start,
+    check_can_stop,
+    next_to_drop,
+)
 
 S = ProcedureState
 
@@ -50,16 +56,40 @@ def test_a_procedure_that_is_not_created_cannot_start(state: ProcedureState, why
         check_can_start(procedure(1, state), [])
 
 
-@pytest.mark.parametrize("state", [S.INITIALISING, S.CREATED, S.RUNNING])
-def test_any_live_procedure_can_be_stopped(state: ProcedureState) -> None:
+@pytest.mark.parametrize("state", [S.INITIALISING, S.RUNNING])
+def test_a_procedure_whose_script_is_executing_can_be_stopped(state: ProcedureState) -> None:
     check_can_stop(procedure(1, state))
+
+
+def test_a_created_procedure_cannot_be_stopped_and_the_refusal_says_what_to_do() -> None:
+    with pytest.raises(StateConflict) as refused:
+        check_can_stop(procedure(4, S.CREATED))
+    message = str(refused.value)
+    assert "Procedure 4 is CREATED: its script is not running" in message
+    assert "nothing was aborted" in message
+    assert "oet discard --pid=4" in message
+
+
+@pytest.mark.parametrize("state", [S.CREATED, S.COMPLETED, S.STOPPED, S.FAILED])
+def test_a_procedure_whose_script_is_not_executing_can_be_discarded(
+    state: ProcedureState,
+) -> None:
+    check_can_discard(procedure(1, state))
+
+
+@pytest.mark.parametrize("state", [S.INITIALISING, S.RUNNING, S.STOPPING])
+def test_a_procedure_whose_script_is_executing_cannot_be_discarded(
+    state: ProcedureState,
+) -> None:
+    with pytest.raises(StateConflict, match="stop it first"):
+        check_can_discard(procedure(1, state))
 
 
 @pytest.mark.parametrize(
     ("state", "why"),
     [
         (S.STOPPING, "already stopping"),
-        (S.COMPLETED, "nothing to stop"),
+        (S.COMPLETED, "has ended, so there is nothing to stop and nothing was aborted"),
         (S.STOPPED, "nothing to stop"),
         (S.FAILED, "nothing to stop"),
     ],

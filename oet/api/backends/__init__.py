@@ -27,4 +27,11 @@ class Backend(Protocol):
         """Start a CREATED procedure's ``run`` with ``run`` arguments."""
 
     async def stop(self, pid: int, abort: bool) -> str:
-        """Stop a live procedure, aborting its subarray if asked; return the abort message."""
+        """Stop a procedure whose script is executing, aborting its subarray if asked.
+
+        Returns the abort message. StateConflict for a procedure whose script
+        is not executing (CREATED or ended): no Abort is ever sent for those.
+        """
+
+    async def discard(self, pid: int) -> Procedure:
+        """Forget a procedure whose script is not executing; never aborts anything."""

@@ -30,7 +30,13 @@ from oet.domain import (
     RunnerError,
     Topic,
 )
-from oet.domain.rules import abort_message, check_can_start, check_can_stop, next_to_drop
+from oet.domain.rules import (
+    abort_message,
+    check_can_discard,
+    check_can_start,
+    check_can_stop,
+    next_to_drop,
+)
 from oet.domain.state import can_transition
 from oet.script_files import locate_script
 
@@ -178,6 +184,13 @@ class EmbeddedBackend:
         limit = self.settings.stop_grace + self.settings.abort_timeout + 5
         await self._wait_until(pid, lambda p: p.is_final, limit)
         return abort_message(procedure, abort, self._abort_outcomes.pop(pid, None))
+
+    async def discard(self, pid: int) -> Procedure:
+        procedure = self.get(pid)
+        check_can_discard(procedure)
+        self._drop(procedure)  # a CREATED procedure's runner is idle: killing it aborts nothing
+        log.info("procedure %d (%s): discarded on request", pid, procedure.script_uri)
+        return procedure
 
     # -- reports from runners ---------------------------------------------------
     def _on_report(self, pid: int, message: dict[str, Any]) -> None:

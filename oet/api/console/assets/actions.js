@@ -1,13 +1,14 @@
 // What the operator can do from the page: create, start, stop, stop and abort (after a
-// confirmation naming the subarray), and give the API token when the server asks for one.
+// confirmation naming the subarray), discard (after a confirmation), and give the API token
+// when the server asks for one.
 
 import { call, setToken, token, whenTokenNeeded } from "./api.js";
-import { abortQuestion } from "./detail.js";
+import { abortQuestion, discardQuestion } from "./detail.js";
 import { pidOf } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 
-// `ui` is the page's state and views: procedures, selected(), upsert, choose, render,
+// `ui` is the page's state and views: procedures, selected(), upsert, forget, choose, render,
 // refetch, notify, clearNotice.
 let ui;
 
@@ -100,6 +101,31 @@ function confirmAbort() {
   );
 }
 
+async function discardSelected() {
+  const pid = ui.selected();
+  await busy($("discard-button"), "Discarding…", async () => {
+    await call("DELETE", `procedures/${pid}`);
+    ui.forget(pid);
+    ui.notify(`Procedure ${pid} discarded`, "info");
+  });
+}
+
+function confirmDiscard() {
+  const procedure = ui.procedures.get(ui.selected());
+  if (!procedure) return;
+  $("discard-question").textContent = discardQuestion(procedure);
+  const dialog = $("discard-dialog");
+  dialog.returnValue = "";
+  dialog.showModal();
+  dialog.addEventListener(
+    "close",
+    () => {
+      if (dialog.returnValue === "confirm") discardSelected();
+    },
+    { once: true },
+  );
+}
+
 function askToken(reason) {
   const dialog = $("token-dialog");
   $("token-reason").textContent = reason ?? "This OET server asks for a token to change procedures.";
@@ -122,6 +148,7 @@ export function wireActions(page) {
   $("start-form").addEventListener("submit", startSelected);
   $("stop-button").addEventListener("click", () => stopSelected(false, $("stop-button")));
   $("abort-button").addEventListener("click", confirmAbort);
+  $("discard-button").addEventListener("click", confirmDiscard);
   // Enter in the token field submits with "Use token", so Cancel is not a submit button.
   $("token-cancel").addEventListener("click", () => $("token-dialog").close("cancel"));
   $("token-button").addEventListener("click", async () => {

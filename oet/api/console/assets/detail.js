@@ -71,6 +71,8 @@ export function renderDetail(procedure, ownEvents, now = Date.now() / 1000) {
   const running = procedure.state === "RUNNING";
   $("stop-button").hidden = !running;
   $("abort-button").hidden = !running;
+  // Discard is for what will not (or no longer) run: its script is not executing.
+  $("discard-button").hidden = !(procedure.state === "CREATED" || FINAL.has(procedure.state));
   const run = procedure.script_args?.run ?? {};
   const form = $("start-form");
   form.elements.args.placeholder = JSON.stringify(run.args ?? []);
@@ -84,6 +86,11 @@ export function renderOwnEvents(ownEvents) {
   const list = $("detail-events");
   list.replaceChildren(rows);
   list.scrollTop = list.scrollHeight;
+}
+
+export function discardQuestion(procedure) {
+  const never = procedure.state === "CREATED" ? "; its script will never run" : "";
+  return `Discard procedure ${pidOf(procedure)} (${procedure.script_uri}, ${procedure.state})${never}? It leaves the list for good; nothing is aborted.`;
 }
 
 export function abortQuestion(procedure) {

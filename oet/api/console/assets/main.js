@@ -39,6 +39,14 @@ function upsert(procedure) {
   if (isNewer(procedure, procedures.get(pid))) procedures.set(pid, procedure);
 }
 
+// A procedure the server no longer has (discarded): it leaves the page at once.
+function forget(pid) {
+  procedures.delete(pid);
+  touched.delete(pid);
+  if (selected === pid) selected = null;
+  render();
+}
+
 function notify(text, kind = "error") {
   const notice = $("notice");
   notice.dataset.kind = kind;
@@ -120,6 +128,8 @@ function drain() {
       }
     } else if (event.topic === "request.procedure.stop" && pid != null) {
       setTimeout(() => refetch(pid), 100); // shows STOPPING while the script is interrupted
+    } else if (event.topic === "request.procedure.discard") {
+      resyncSoon(); // another tab or the CLI discarded one: the list no longer holds it
     } else if (event.topic === "request.procedure.create") {
       resyncSoon(); // shows INITIALISING while a slow init runs (it has no event of its own)
     }
@@ -196,7 +206,7 @@ function filterChanged() {
   log.setFilter($("topic-filter").value, $("hide-requests").checked);
 }
 
-wireActions({ procedures, selected: () => selected, upsert, choose, render, refetch, notify, clearNotice });
+wireActions({ procedures, selected: () => selected, upsert, forget, choose, render, refetch, notify, clearNotice });
 $("pause-button").addEventListener("click", togglePause);
 $("topic-filter").addEventListener("input", filterChanged);
 $("hide-requests").addEventListener("change", filterChanged);
