@@ -160,8 +160,8 @@ def test_optional_objects_appear_only_when_enabled() -> None:
     assert backend == {"name": "oet-rest", "port": {"name": "http"}}
     assert one(enabled, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     monitor = one(enabled, "ServiceMonitor")
-    assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics", "/metrics"]
-    assert find(enabled, "Service", "operator")
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
 
 
 def test_rbac_is_namespaced_and_per_component() -> None:
