@@ -22,10 +22,12 @@ COPY scripts/ /scripts/
 
 ENV PATH=/opt/oet/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    OET_SCRIPT_DIRS=/scripts
 
 USER 1000:1000
 WORKDIR /home/oet
 
-# Entry points: `oet` (the CLI), `oet-rest` (the REST server), `oet-runner` (one procedure).
+# Entry points: `oet` (the CLI), `oet-rest` (the REST server), `oet-runner` (one procedure),
+# `oet-operator` (the Kubernetes operator).
 CMD ["oet", "--help"]

@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     runner_start_timeout: float = Field(
         300.0, gt=0, description="Seconds a runner Pod may take to get its container running."
     )
+    operator_health_port: int = Field(
+        8080, ge=1, le=65535, description="Port of the operator's /healthz liveness endpoint."
+    )
     runner_pod_overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="JSON merged into the runner Pod template (node selectors, volumes, ...).",

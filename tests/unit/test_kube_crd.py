@@ -19,7 +19,7 @@ import yaml
 from oet.domain import ProcedureState
 from oet.kube import from_custom_resource, names, to_custom_resource
 from oet.kube.resource import AbortOutcome, RunnerRef
-from oet.operator.status import status_patch_for
+from oet.kube.status import status_patch_for
 from tests.unit.kube_fixtures import PATHS, procedure, resource
 
 CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "procedure.yaml"

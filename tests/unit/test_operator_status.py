@@ -8,8 +8,8 @@ import pytest
 from oet.domain import ProcedureState, StateConflict
 from oet.kube import from_custom_resource
 from oet.kube.resource import AbortOutcome, RunnerRef
+from oet.kube.status import FINISHED, status_patch_for
 from oet.operator.retention import procedures_to_delete
-from oet.operator.status import FINISHED, status_patch_for
 from tests.unit.kube_fixtures import resource
 
 S = ProcedureState
@@ -160,3 +160,14 @@ def test_procedures_already_being_deleted_do_not_count() -> None:
     kept = procedures(S.COMPLETED, S.COMPLETED, S.COMPLETED)
     kept[0]["metadata"]["deletionTimestamp"] = "2026-11-30T04:00:00Z"
     assert procedures_to_delete(kept, keep=1) == ["procedure-2"]
+
+
+def test_a_failure_report_records_the_stack_trace_and_says_where_the_script_failed() -> None:
+    made = resource(3, S.RUNNING)
+
+    patch = status_patch_for(made, time.time(), state=S.FAILED, stacktrace="Traceback ...",
+                             message="ValueError: boom")  # fmt: skip
+
+    assert patch["status"]["stacktrace"] == "Traceback ..."
+    assert patch["status"]["reason"] == "ScriptFailed"
+    assert patch["status"]["message"] == "ValueError: boom"

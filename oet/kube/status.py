@@ -1,4 +1,4 @@
-"""Status patches the operator sends to a Procedure's ``/status``.
+"""Status patches the runner and the operator send to a Procedure's ``/status``.
 
 Each is a JSON merge patch built from the resource as last read: the state
 change is checked against the domain's transition table (a final state is
@@ -12,9 +12,15 @@ a runner's report that landed first is never overwritten.
 from typing import Any
 
 from oet.domain import FINAL_STATES, ProcedureState, check_transition
-from oet.kube import ProcedureResource, from_custom_resource, read_status
-from oet.kube.convert import clip_start, default_reason, rfc3339, to_time
-from oet.kube.resource import AbortOutcome, Condition, RunnerRef
+from oet.kube.convert import (
+    clip_end,
+    clip_start,
+    default_reason,
+    from_custom_resource,
+    rfc3339,
+    to_time,
+)
+from oet.kube.resource import AbortOutcome, Condition, ProcedureResource, RunnerRef, read_status
 
 FINISHED = "Finished"
 """Condition type: True once the procedure is in a final state (``kubectl wait`` on it)."""
@@ -49,6 +55,7 @@ def status_patch_for(
     abort: AbortOutcome | None = None,
     runner: RunnerRef | None = None,
     resource_version: str | None = None,
+    stacktrace: str | None = None,
 ) -> dict[str, Any]:
     """A merge patch for ``procedure``'s status subresource.
 
@@ -56,7 +63,7 @@ def status_patch_for(
     current state, else StateConflict. ``reason`` is a CamelCase word and
     ``message`` a sentence; a final state without a reason gets the default
     one for it. ``abort`` records what an Abort achieved, ``runner`` which
-    Job and Pod run the script.
+    Job and Pod run the script, ``stacktrace`` the script's traceback.
     """
     if reason is not None and not (reason.isascii() and reason.isalnum() and reason[0].isalpha()):
         raise ValueError(f"a status reason is one CamelCase word, not {reason!r}")
@@ -78,6 +85,9 @@ def status_patch_for(
         times[target.value.lower()] = rfc3339(now)
     if times:
         patch["stateTimes"] = times
+    if stacktrace is not None:
+        current.history.stacktrace = stacktrace
+        patch["stacktrace"] = clip_end(stacktrace)
     if abort is not None:
         patch["abort"] = abort.to_json()
         if message is None:  # as the embedded backend does: how it stopped; what Abort did
