@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 5000
 
-.PHONY: help install rest k8s test test-k8s cluster-build cluster lint bench bench-k8s clean browser screenshot
+.PHONY: help install rest k8s test test-k8s cluster-build cluster chart lint bench bench-k8s clean browser screenshot
 
 help: ## show the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ cluster-build: install ## build (once, cached) the test cluster's binaries and i
 
 cluster: cluster-build ## start the test cluster, print how to use kubectl with it; Ctrl-C stops it
 	$(BIN)/python -m tests.k8s.cluster
+
+chart: install ## helm lint --strict the chart (charts/oet) with defaults and each ci/ values file
+	@HELM=$$(nice -n 10 $(BIN)/python k8s/testenv/build_binaries.py --component helm \
+		| $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["helm"])')/helm && \
+	$$HELM lint --strict charts/oet && \
+	for values in charts/oet/ci/*.yaml; do $$HELM lint --strict charts/oet -f $$values || exit 1; done
 
 lint: install ## ruff (lint + format check), mypy and the import-layer contracts
 	$(BIN)/ruff check .

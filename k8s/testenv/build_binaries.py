@@ -12,6 +12,7 @@ afterwards. Prints the bin directories as JSON on stdout; progress goes to stder
 
     python k8s/testenv/build_binaries.py            # build what is missing, print paths
     python k8s/testenv/build_binaries.py --check    # print paths, exit 1 if anything is missing
+    python k8s/testenv/build_binaries.py --component helm   # only helm (for `make chart`)
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ VERSIONS = json.loads((HERE / "versions.json").read_text())
 
 # Bump when the way binaries are built changes (flags, module trick), to invalidate the cache.
 RECIPE = "1"
+# A component's own recipe revision, appended to RECIPE so others' caches stay valid.
+COMPONENT_RECIPES = {"helm": ".h2"}
 
 KUBE_COMMANDS = [
     "kube-apiserver",
@@ -66,7 +69,8 @@ def go_version() -> str:
 def inputs_hash(component: str, version: str) -> str:
     """A short hash of everything that decides a component's binaries."""
     digest = hashlib.sha256()
-    digest.update(f"{component}\n{version}\n{go_version()}\n{RECIPE}\n".encode())
+    recipe = RECIPE + COMPONENT_RECIPES.get(component, "")
+    digest.update(f"{component}\n{version}\n{go_version()}\n{recipe}\n".encode())
     return digest.hexdigest()[:12]
 
 
@@ -181,8 +185,33 @@ def build_etcd(version: str, target: Path, work: Path) -> None:
     )
 
 
-BUILDERS = {"etcd": build_etcd, "kubernetes": build_kubernetes}
-EXPECTED = {"kubernetes": KUBE_COMMANDS, "etcd": ["etcd"]}
+def helm_ldflags(version: str, gomod: str) -> str:
+    """Link-time values helm's own release build sets: its version, and the Kubernetes
+    version of its client libraries, which `helm template` and `helm lint` assume when no
+    cluster is asked (left unset, they assume v1.20 and refuse charts needing newer)."""
+    found = re.search(r"^\s*k8s\.io/client-go v0\.(\d+)\.\d+", gomod, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"helm v{version}'s go.mod names no k8s.io/client-go version")
+    flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version=v{version}"]
+    for package in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {package}.k8sVersionMajor=1", f"-X {package}.k8sVersionMinor={found[1]}"]
+    return " ".join(flags)
+
+
+def build_helm(version: str, target: Path, work: Path) -> None:
+    """Build helm with a plain `go install` (its module has no replace directives)."""
+    env = go_env(work)
+    env["GOBIN"] = str(target / "bin")
+    module = f"helm.sh/helm/v3@v{version}"
+    info = json.loads(run(["go", "mod", "download", "-json", module], work, env))
+    ldflags = helm_ldflags(version, Path(info["GoMod"]).read_text())
+    (target / "bin").mkdir(parents=True, exist_ok=True)
+    run(["go", "install", "-trimpath", "-ldflags", ldflags, f"helm.sh/helm/v3/cmd/helm@v{version}"],
+        work, env)  # fmt: skip
+
+
+BUILDERS = {"etcd": build_etcd, "kubernetes": build_kubernetes, "helm": build_helm}
+EXPECTED = {"kubernetes": KUBE_COMMANDS, "etcd": ["etcd"], "helm": ["helm"]}
 
 
 def complete(directory: Path, component: str) -> bool:
@@ -208,9 +237,13 @@ def ensure(component: str) -> Path:
         try:
             BUILDERS[component](version, partial, work)
         finally:
-            # The private module cache is read-only files; go clean knows how to remove it.
+            # The private caches are large (the module cache is read-only files); go clean
+            # knows how to remove both.
             subprocess.run(
-                ["go", "clean", "-modcache"], env=go_env(work), capture_output=True, check=False
+                ["go", "clean", "-cache", "-modcache"],
+                env=go_env(work),
+                capture_output=True,
+                check=False,
             )
     seconds = round(time.monotonic() - started, 1)
     (partial / "done.json").write_text(
@@ -226,10 +259,13 @@ def main() -> None:
     """Build (or only check) every component and print their bin directories as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="do not build; exit 1 if missing")
+    parser.add_argument(
+        "--component", action="append", choices=sorted(BUILDERS), help="only these components"
+    )
     args = parser.parse_args()
     paths: dict[str, str] = {}
     missing = False
-    for component in BUILDERS:
+    for component in args.component or BUILDERS:
         target = component_dir(component, VERSIONS[component])
         if args.check:
             missing = missing or not complete(target, component)

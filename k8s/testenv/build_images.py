@@ -198,11 +198,17 @@ def export(name: str, archive: Path) -> None:
     buildah("rmi", name)
 
 
+# Archives of other source trees are kept this long: several worktrees (or CI jobs) share the
+# cache, and deleting another tree's image between its build and its import breaks its run.
+PRUNE_AFTER_SECONDS = 24 * 3600
+
+
 def prune(kind: str, keep: Path) -> None:
-    """Delete older archives of one kind, so the cache does not grow with every change."""
+    """Delete archives of one kind unused for a day, so the cache does not grow forever."""
+    now = time.time()
     for old in keep.parent.glob(f"{kind}-*.tar"):
-        if old != keep:
-            old.unlink()
+        if old != keep and now - old.stat().st_mtime > PRUNE_AFTER_SECONDS:
+            old.unlink(missing_ok=True)
 
 
 def ensure_pause() -> dict[str, str]:
@@ -263,6 +269,7 @@ def ensure_oet(python: str) -> dict[str, str]:
         export(name, archive)
         prune("oet", archive)
         log(f"OET image built in {time.monotonic() - started:.1f} s")
+    os.utime(archive)  # used now: prune() keeps it for a day
     return {"name": name, "archive": str(archive), "base": base}
 
 

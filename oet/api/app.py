@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from oet import __version__
-from oet.api import API_PREFIX, console, routes, stream
+from oet.api import API_PREFIX, console, health, routes, stream
 from oet.api.backends import Backend
 from oet.api.backends.embedded import EmbeddedBackend
 from oet.api.errors import BodyLimit, LastResort, install_error_handlers
 from oet.api.events import EventBus
 from oet.api.listing import ListingCache
+from oet.api.metrics import install_metrics
 from oet.api.openapi import install_openapi
 from oet.api.responses import JSONBody
 from oet.config import Settings, get_settings
@@ -60,6 +61,8 @@ def create_app(
         app.include_router(routes.router, prefix=prefix, include_in_schema=documented)
         app.include_router(stream.router, prefix=prefix, include_in_schema=documented)
     app.include_router(console.router)
+    app.include_router(health.router)
+    install_metrics(app, chosen, bus)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)

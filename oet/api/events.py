@@ -16,6 +16,7 @@ import asyncio
 import collections
 import heapq
 import time
+from collections.abc import Callable
 from typing import Any
 
 from oet.domain import Event, Topic
@@ -54,6 +55,16 @@ class EventBus:
         self._buffer: collections.deque[Event] = collections.deque(maxlen=capacity)
         self._polls: collections.deque[Event] = collections.deque(maxlen=max(1, capacity // 10))
         self._subscriptions: set[Subscription] = set()
+        self._observers: list[Callable[[Event], None]] = []
+
+    @property
+    def listeners(self) -> int:
+        """How many stream clients are subscribed now."""
+        return len(self._subscriptions)
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Also hand every published event to ``observer`` (metrics count them)."""
+        self._observers.append(observer)
 
     @property
     def last_id(self) -> int:
@@ -86,6 +97,8 @@ class EventBus:
         (self._polls if event.topic == Topic.REQUEST_LIST else self._buffer).append(event)
         for subscription in self._subscriptions:
             subscription.offer(event)
+        for observer in self._observers:
+            observer(event)
 
     def subscribe(self, last_event_id: int | None = None) -> Subscription:
         """Start listening; with ``last_event_id``, first replay what came after it.

@@ -88,6 +88,10 @@ class EmbeddedBackend:
                 self._move(procedure, S.FAILED)
         self.spares.fill()
 
+    def health_problem(self) -> str | None:
+        """Why this backend cannot serve now (None: it can): its database must be writable."""
+        return self._store.write_problem()
+
     async def shutdown(self) -> None:
         """Stop every live procedure (no abort), kill stragglers, record the outcome."""
         await self.spares.close()

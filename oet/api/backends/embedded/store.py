@@ -96,6 +96,15 @@ class ProcedureStore:
                 self.delete(pid)
         return procedures
 
+    def write_problem(self) -> str | None:
+        """Why the database cannot be written now, or None when it can (for /healthz)."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            return f"the procedure database cannot be written: {exc}"
+        return None
+
     def close(self) -> None:
         """Close the database."""
         self._db.close()
