@@ -126,12 +126,14 @@ def cgroup_pids(name: str) -> set[int]:
     pids: set[int] = set()
     for hierarchy in hierarchies():
         root = hierarchy / name.lstrip("/")
-        if root.exists():
-            for procs in root.rglob("cgroup.procs"):
+        # os.walk, unlike Path.rglob, carries on when a Pod's cgroup vanishes mid-walk.
+        for directory, _, files in os.walk(root):
+            if "cgroup.procs" in files:
                 try:
-                    pids.update(int(p) for p in procs.read_text().split())
+                    text = (Path(directory) / "cgroup.procs").read_text()
                 except OSError:
                     continue
+                pids.update(int(p) for p in text.split())
     return pids
 
 
@@ -147,9 +149,8 @@ def remove_cgroup_root(name: str, timeout: float = 10.0) -> None:
         root = hierarchy / name.lstrip("/")
         if not root.exists():
             continue
-        for group in sorted(
-            (p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)
-        ):
+        groups = [Path(directory) for directory, _, _ in os.walk(root)]
+        for group in sorted(groups, key=lambda p: -len(p.parts)):
             _rmdir_retrying(group, deadline)
         _rmdir_retrying(root, deadline)
 

@@ -3,7 +3,7 @@ bad values never reach the cluster, and install, upgrade and uninstall do what d
 says about the release's objects and the Procedures.
 
 These need neither the operator nor the API's Kubernetes backend: they check the objects, not
-the Pods' work (tests/k8s/chart_install_pending.py does that once those exist).
+the Pods' work (tests/k8s/test_chart_install.py does that).
 """
 
 from __future__ import annotations

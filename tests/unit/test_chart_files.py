@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from tests.chart import CHART, REPO, missing_components
+from tests.chart import CHART, REPO
 
 # Values whose README row covers everything under them (objects passed through whole).
 WHOLE = ("resources",)
@@ -83,13 +83,3 @@ def test_the_chart_test_cluster_values_say_what_the_harness_applies() -> None:
     assert set(chart["pods"]["extraEnv"]) == set(harness["env"])
     host = "KUBERNETES_SERVICE_HOST"
     assert chart["pods"]["extraEnv"][host] == harness["env"][host]
-
-
-def test_the_chart_install_test_is_collected_once_its_components_exist() -> None:
-    # A guard for the transition only: delete it in the commit that renames the file.
-    pending = REPO / "tests" / "k8s" / "chart_install_pending.py"
-    if not missing_components():
-        assert not pending.exists(), (
-            "the operator and the API's Kubernetes backend are in the package: rename"
-            " tests/k8s/chart_install_pending.py to test_chart_install.py so it runs"
-        )

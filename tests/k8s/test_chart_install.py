@@ -1,11 +1,8 @@
 """The chart installed on the test cluster serves the user docs' session: the acceptance test
 of the Helm chart (issue 11) that needs the operator and the API's Kubernetes backend.
 
-PENDING: pytest does not collect this file (its name does not start with `test_`) while
-`oet-operator` and `oet.api.backends.kubernetes` are not in the package. When both have
-landed, rename it to `test_chart_install.py`; tests/unit/test_chart_files.py fails until
-that is done, so it cannot be forgotten. Once collected, a missing component fails the test
-under CI (CI=true) and skips it, with the reason, on a developer's machine.
+A missing component (the operator or the API's Kubernetes backend) fails the test under CI
+(CI=true) and skips it, with the reason, on a developer's machine.
 
 The test cluster has no kube-proxy, so the session goes through the API Pod's port on the
 node (`api.port`, host network, from charts/oet/ci/test-cluster-values.yaml), not through
@@ -95,7 +92,7 @@ def test_the_chart_serves_the_docs_session_and_survives_upgrade_and_uninstall(
     assert oet("create", "file:///scripts/test2.py", "goodbye").split()[-1] == "CREATED"
     assert states() == ["CREATED", "CREATED"]
     assert len(oet("list", "--pid=2").splitlines()) == 2
-    with Follower([*OET, "listen"], {"OET_REST_URI": procedures}) as listener:
+    with Follower([*OET, "listen", "--raw"], {"OET_REST_URI": procedures}) as listener:
         listener.wait_for_text("event: request.procedure.list", poke=lambda: oet("list"))
         assert oet("start", "--pid=2", "bob", "--simulate=false").split()[-1] == "RUNNING"
         described = oet("describe", "--pid=2")
