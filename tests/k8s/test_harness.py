@@ -84,14 +84,15 @@ def test_readme_names_the_cluster_commands_and_make_cluster_runs_this_harness() 
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Trying OET on Kubernetes\n", 1)[1].split("\n## ", 1)[0]
     commands = [line.split("#")[0].strip() for line in section.splitlines() if line[:2] == "$ "]
-    assert commands == ["$ make cluster", "$ make test-k8s"]
+    assert commands == ["$ make cluster", "$ make test-k8s", "$ make k8s"]
 
-    dry_run = subprocess.run(["make", "-n", "cluster", "test-k8s"], cwd=REPO,
+    dry_run = subprocess.run(["make", "-n", "cluster", "test-k8s", "k8s"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout  # fmt: skip
 
     assert "-m tests.k8s.cluster" in dry_run
     assert "k8s/testenv/prepare.py" in dry_run
     assert "pytest -m k8s tests/k8s" in dry_run
+    assert "tools/k8s_session.py" in dry_run  # run by test_make_k8s.py
 
 
 def test_cluster_that_cannot_start_fails_with_the_components_own_error() -> None:

@@ -60,6 +60,13 @@ LIFECYCLE_TOPICS = {
 }
 
 
+SCRIPT_EXECUTING = frozenset({S.INITIALISING, S.RUNNING, S.STOPPING})
+"""States in which a procedure's script runs, and so may publish events."""
+
+HOLD_SCRIPT_EVENTS = 1.0
+"""Seconds a script event may wait for its procedure's state change to be seen first."""
+
+
 def _rv(item: Item) -> int:
     return int(item.get("metadata", {}).get("resourceVersion") or 0)
 
@@ -77,6 +84,7 @@ class KubernetesBackend:
         self._procedures: dict[int, Procedure] = {}
         self._resources: dict[int, Item] = {}
         self._changed: dict[int, asyncio.Event] = {}
+        self._held: dict[int, list[Event]] = {}
         self._followers = [
             Follower("procedures", client, self.cluster.list_procedures,
                      self._on_procedure, self._on_procedures_relisted),
@@ -227,6 +235,8 @@ class KubernetesBackend:
             if event is not None:
                 self.bus.publish_cluster(_rv(item), event.topic, event.payload, pid, "api",
                                          event.time)  # fmt: skip
+            if procedure.state != S.CREATED:
+                self._release_script_events(pid)
         self._notify(pid)
 
     def _on_procedures_relisted(self, items: Items) -> None:
@@ -241,9 +251,31 @@ class KubernetesBackend:
         self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
 
     def _on_event(self, kind: str, item: Item) -> None:
-        if kind == "ADDED" and (event := self._script_event(item)) is not None:
-            self.bus.publish_cluster(event.id // ID_SCALE, event.topic, event.payload,
-                                     event.procedure_id, "script", event.time)  # fmt: skip
+        if kind != "ADDED" or (event := self._script_event(item)) is None:
+            return
+        pid = event.procedure_id
+        assert pid is not None
+        procedure = self._procedures.get(pid)
+        if pid in self._held or procedure is None or procedure.state == S.CREATED:
+            # The runner writes RUNNING before its script publishes, but Events and
+            # Procedures come through two watches: one may be ahead of the other. Hold the
+            # script event (at most HOLD_SCRIPT_EVENTS) until the state change is seen, so
+            # the stream says "started" first and its IDs keep increasing.
+            held = self._held.setdefault(pid, [])
+            held.append(event)
+            if len(held) == 1:
+                loop = asyncio.get_running_loop()
+                loop.call_later(HOLD_SCRIPT_EVENTS, self._release_script_events, pid)
+            return
+        self._publish_script_event(event)
+
+    def _release_script_events(self, pid: int) -> None:
+        for event in self._held.pop(pid, []):
+            self._publish_script_event(event)
+
+    def _publish_script_event(self, event: Event) -> None:
+        self.bus.publish_cluster(event.id // ID_SCALE, event.topic, event.payload,
+                                 event.procedure_id, "script", event.time)  # fmt: skip
 
     def _on_events_relisted(self, _items: Items) -> None:
         self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
