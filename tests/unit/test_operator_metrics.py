@@ -1,23 +1,14 @@
 """The operator's /metrics: what the counters and the by-state gauge show a scrape."""
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from oet.domain import ProcedureState
 from oet.operator.metrics import OperatorMetrics, count_by_state, stop_serving
 from tests.conftest import free_port
+from tests.prometheus import parse_samples
 from tests.unit.kube_fixtures import resource
 
 S = ProcedureState
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of a Prometheus text exposition, by name and sorted labels."""
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
 
 
 def test_procedures_are_counted_by_state_with_every_state_present() -> None:
@@ -43,7 +34,7 @@ def test_a_scrape_shows_the_decisions_counted_and_the_procedures_watched() -> No
     finally:
         stop_serving(server)
     assert answer.status_code == 200
-    seen = samples(answer.text)
+    seen = parse_samples(answer.text)
     assert seen[("oet_operator_runner_jobs_created_total", ())] == 1
     assert seen[("oet_operator_runner_deaths_total", (("reason", "OOMKilled"),))] == 2
     assert seen[("oet_operator_aborts_total", (("outcome", "sent"),))] == 1
