@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     operator_health_port: int = Field(
         8080, ge=1, le=65535, description="Port of the operator's /healthz liveness endpoint."
     )
+    operator_metrics_port: int = Field(
+        8081, ge=0, le=65535, description="Port of the operator's Prometheus /metrics; 0: off."
+    )
     runner_pod_overrides: dict[str, Any] = Field(
         default_factory=dict,
         description="JSON merged into the runner Pod template (node selectors, volumes, ...).",

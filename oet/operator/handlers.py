@@ -26,6 +26,7 @@ from oet.domain import FINAL_STATES
 from oet.kube import GROUP, PLURAL, VERSION, ProcedureResource, read_status
 from oet.kube.client import api_client, client_configuration, current_namespace
 from oet.kube.names import LABEL_PROCEDURE
+from oet.operator.metrics import stop_serving
 from oet.operator.reconcile import Reconciler, newest
 
 SWEEP_SECONDS = 5.0
@@ -66,17 +67,30 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: 
     settings.posting.level = logging.WARNING  # kopf's own Events only for trouble
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.watching.server_timeout = 60
+    _reconciler.metrics.watch_procedures(lambda: _snapshot(kwargs["procedures"]))
+    memo.metrics_server = _reconciler.metrics.serve(oet_settings.operator_metrics_port)
     memo.sweep = asyncio.create_task(
         _sweep_forever(kwargs["live_procedures"], kwargs["runner_jobs"], kwargs["runner_pods"])
     )
 
 
+def _snapshot(index: kopf.Index[str, ProcedureResource]) -> list[ProcedureResource]:
+    """Every Procedure in ``index``, read from the metrics thread while kopf may update it."""
+    for _attempt in range(5):
+        try:
+            return [p for key in list(index) for p in list(index.get(key) or ())]
+        except RuntimeError:  # changed size during iteration: read again
+            continue
+    return []
+
+
 @kopf.on.cleanup()
 async def stop_sweep(memo: kopf.Memo, **_: Any) -> None:
-    """Stop the sweep when the operator stops."""
+    """Stop the sweep and the metrics server when the operator stops."""
     task = memo.get("sweep")
     if task is not None:
         task.cancel()
+    stop_serving(memo.get("metrics_server"))
 
 
 @kopf.on.login()

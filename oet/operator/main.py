@@ -2,9 +2,11 @@
 
 kopf runs standalone (no peering objects, so no cluster-wide rights) and
 namespaced, with its liveness endpoint at ``/healthz`` on
-``operator_health_port`` for the chart's probes. One replica runs at a time
-(the chart's Deployment uses the Recreate strategy): the handlers are
-idempotent, so even an overlap while one replaces another starts no script twice.
+``operator_health_port`` for the chart's probes; Prometheus ``/metrics`` is
+served on ``operator_metrics_port`` (:mod:`oet.operator.metrics`). One
+replica runs at a time (the chart's Deployment uses the Recreate strategy):
+the handlers are idempotent, so even an overlap while one replaces another
+starts no script twice.
 """
 
 import logging

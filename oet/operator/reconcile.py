@@ -40,6 +40,7 @@ from oet.kube.resource import AbortOutcome, RunnerRef
 from oet.kube.status import status_patch_for
 from oet.operator.builders import build_runner_job
 from oet.operator.deaths import RunnerDeath, abort_owed, classify_runner_death
+from oet.operator.metrics import OperatorMetrics
 from oet.operator.retention import procedures_to_delete
 from oet.operator.runner_objects import KubeObject
 from oet.tango_abort import send_abort
@@ -63,6 +64,7 @@ class Reconciler:
         self.objects = CustomObjectsApi(client)
         self.batch = BatchV1Api(client)
         self.core = CoreV1Api(client)
+        self.metrics = OperatorMetrics()
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -136,6 +138,7 @@ class Reconciler:
         try:
             job = build_runner_job(procedure, self.settings)
             self.batch.create_namespaced_job(self.namespace, job)  # type: ignore[arg-type]
+            self.metrics.jobs_created.inc()
             log.info("runner Job created for %s", procedure["metadata"]["name"])
         except ApiException as exc:
             if exc.status != 409:
@@ -196,6 +199,7 @@ class Reconciler:
         if self.patch_status(
             procedure, state=death.state, reason=death.reason, message=death.message
         ):
+            self.metrics.runner_deaths.labels(death.reason).inc()
             fresh = self.read_procedure(name)
             if fresh is not None and abort_owed(fresh):
                 self._abort(fresh)
@@ -215,6 +219,7 @@ class Reconciler:
             subarray, self.settings.abort_fqdn_template, self.settings.abort_timeout
         )
         log.info("%s: %s", procedure["metadata"]["name"], message)
+        self.metrics.aborts.labels("sent" if sent else "failed").inc()
         outcome = AbortOutcome(sent=sent, message=f"sent by the operator: {message}")
         # How the runner died stays the reason (Killed, OOMKilled); a plain stop becomes
         # Aborted or AbortFailed, as when the runner sends the Abort itself.
@@ -238,3 +243,5 @@ class Reconciler:
             except ApiException as exc:
                 if exc.status != 404:
                     raise
+                continue  # already gone: someone else deleted it
+            self.metrics.retention_deletions.inc()

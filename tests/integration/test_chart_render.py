@@ -159,9 +159,40 @@ def test_optional_objects_appear_only_when_enabled() -> None:
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend == {"name": "oet-rest", "port": {"name": "http"}}
     assert one(enabled, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
-    monitor = one(enabled, "ServiceMonitor")
+    monitor = one(enabled, "ServiceMonitor", "api")
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
     assert monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "api"
+
+
+def test_the_operator_metrics_port_is_exposed_and_scraped_when_monitoring_is_on(
+    chart_settings: Any,
+) -> None:
+    objects = render(metrics__serviceMonitor__enabled="true", operator__metricsPort="9100")
+    assert chart_settings(objects).operator_metrics_port == 9100
+    container = one(objects, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9100} in container["ports"]
+    service = one(objects, "Service", "operator")
+    assert service["metadata"]["name"] == "oet-operator-metrics"
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": 9100, "targetPort": "metrics"}]
+    pod_labels = one(objects, "Deployment", "operator")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    monitor = one(objects, "ServiceMonitor", "operator")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    assert selected.items() <= service["metadata"]["labels"].items()
+    api_service = one(objects, "Service", "api")
+    assert not selected.items() <= api_service["metadata"]["labels"].items()
+
+
+def test_an_operator_metrics_port_of_0_serves_and_scrapes_nothing(chart_settings: Any) -> None:
+    objects = render(metrics__serviceMonitor__enabled="true", operator__metricsPort="0")
+    assert chart_settings(objects).operator_metrics_port == 0
+    container = one(objects, "Deployment", "operator")["spec"]["template"]["spec"]["containers"][0]
+    assert [p["name"] for p in container["ports"]] == ["health"]
+    assert find(objects, "Service", "operator") == []
+    assert find(objects, "ServiceMonitor", "operator") == []
+    one(objects, "ServiceMonitor", "api")
 
 
 def test_rbac_is_namespaced_and_per_component() -> None:

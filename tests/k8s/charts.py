@@ -41,10 +41,11 @@ def cluster_values(cluster: Cluster) -> list[str]:
         "pods.extraEnv.KUBERNETES_SERVICE_PORT": str(cluster.ports["apiserver"]),
         "api.port": str(free_port()),
         "operator.port": str(free_port()),
+        "operator.metricsPort": str(free_port()),
     }
     args = ["-f", str(TEST_CLUSTER_VALUES)]
     for key, value in sets.items():
-        flag = "--set" if key.endswith(".port") else "--set-string"
+        flag = "--set" if key.endswith((".port", ".metricsPort")) else "--set-string"
         args += [flag, f"{key}={value}"]
     return args
 

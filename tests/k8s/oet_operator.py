@@ -24,6 +24,7 @@ import httpx
 from tests.conftest import free_port
 from tests.k8s.cluster import REPO
 from tests.k8s.workloads import Manifest, Namespace, cluster_values
+from tests.prometheus import Samples, parse_samples
 
 SCRIPTS_DIR = "/test-scripts"
 RUNNER_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
@@ -111,6 +112,7 @@ class Operator:
     def __init__(self, namespace: Namespace, **settings: str) -> None:
         self.namespace = namespace
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log = namespace.cluster.dir / f"operator-{namespace.name}-{self.port}.log"
         config = namespace.service_account_kubeconfig("oet-operator")
         self.env = {
@@ -124,6 +126,7 @@ class Operator:
             "OET_STOP_GRACE": "5",
             "OET_ABORT_TIMEOUT": "5",
             "OET_OPERATOR_HEALTH_PORT": str(self.port),
+            "OET_OPERATOR_METRICS_PORT": str(self.metrics_port),
             **settings,
         }
         self.process: subprocess.Popen[bytes] | None = None
@@ -145,6 +148,19 @@ class Operator:
             return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False
+
+    def metrics(self) -> Samples:
+        """Its /metrics now, parsed (waits until the metrics server answers)."""
+
+        def scrape() -> Samples | None:
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5)
+            except httpx.HTTPError:
+                return None
+            return parse_samples(answer.text) if answer.status_code == 200 else None
+
+        found: Samples = wait(scrape, 60, "the operator's /metrics", self.tail)
+        return found
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop it (SIGKILL: as if it crashed) and wait for it to exit."""

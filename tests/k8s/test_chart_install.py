@@ -24,6 +24,7 @@ from tests.conftest import wait_for
 from tests.k8s.charts import apply_crd, cluster_helm, cluster_values, release_objects
 from tests.k8s.cluster import Cluster
 from tests.k8s.workloads import Namespace
+from tests.prometheus import parse_samples
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -105,6 +106,11 @@ def test_the_chart_serves_the_docs_session_and_survives_upgrade_and_uninstall(
         assert listener.interrupt() == 0
     before = httpx.get(procedures, timeout=30).json()["procedures"]
 
+    # The operator's /metrics (on the node: host network) counted both runner Jobs.
+    operator_metrics = f"http://127.0.0.1:{arg_of(values, 'operator.metricsPort')}/metrics"
+    wait_for(lambda: _operator_counts(operator_metrics) == (2.0, 1.0, 1.0), 120,
+             "the operator's /metrics: 2 Jobs created, 1 CREATED and 1 STOPPED")  # fmt: skip
+
     # An upgrade with changed values rolls the Pods and keeps every procedure.
     cluster_helm(cluster, "upgrade", RELEASE, str(CHART), "--namespace", namespace.name,
                  "--reuse-values", "--set", "settings.maxProcedures=20",
@@ -117,6 +123,20 @@ def test_the_chart_serves_the_docs_session_and_survives_upgrade_and_uninstall(
     names = namespace.kubectl("get", "procedures", "-o", "name").stdout.split()
     assert sorted(names) == ["procedure.oet.skao.int/procedure-1",
                              "procedure.oet.skao.int/procedure-2"]  # fmt: skip
+
+
+def _operator_counts(url: str) -> tuple[float, float, float] | None:
+    """Runner Jobs created, CREATED and STOPPED procedures, from the operator's /metrics."""
+    try:
+        answer = httpx.get(url, timeout=10)
+    except httpx.TransportError:
+        return None
+    seen = parse_samples(answer.text)
+    return (
+        seen[("oet_operator_runner_jobs_created_total", ())],
+        seen[("oet_operator_procedures", (("state", "CREATED"),))],
+        seen[("oet_operator_procedures", (("state", "STOPPED"),))],
+    )
 
 
 def _listed(procedures: str) -> object:

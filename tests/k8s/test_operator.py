@@ -34,6 +34,7 @@ from tests.k8s.oet_operator import (
     wait_state,
 )
 from tests.k8s.workloads import Namespace
+from tests.prometheus import Samples
 
 
 class OET:
@@ -188,8 +189,14 @@ def test_deleted_runner_pod_stops_its_script_and_says_why(oet: OET) -> None:
     assert pod["metadata"]["name"] in status(done)["message"]
 
 
+def counted(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value; 0 when the operator has not counted it yet."""
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
 def test_killed_runner_ends_its_procedure_failed_killed(oet: OET) -> None:
     ns = oet.namespace
+    before = oet.operator.metrics()
     name = create_procedure(ns, 6, "announce.py")
     wait_state(ns, name, "CREATED")
     set_desired(ns, name, "RUNNING", seconds=600)
@@ -201,10 +208,19 @@ def test_killed_runner_ends_its_procedure_failed_killed(oet: OET) -> None:
     assert status(done)["state"] == "FAILED"
     assert status(done)["reason"] == "Killed"
     assert "SIGKILL" in status(done)["message"]
+    after = oet.operator.metrics()  # the operator's /metrics saw the Job and the death
+    jobs = "oet_operator_runner_jobs_created_total"
+    assert counted(after, jobs) == counted(before, jobs) + 1
+    deaths = "oet_operator_runner_deaths_total"
+    assert counted(after, deaths, reason="Killed") == counted(before, deaths, reason="Killed") + 1
+    gauge = "oet_operator_procedures"
+    wait(lambda: counted(oet.operator.metrics(), gauge, state="FAILED") >= 1, 30,
+         "the FAILED procedure in the operator's by-state gauge")  # fmt: skip
 
 
 def test_runner_over_its_memory_limit_ends_failed_oomkilled(oet: OET) -> None:
     ns = oet.namespace
+    before = oet.operator.metrics()
     name = create_procedure(ns, 7, "hog.py")
     wait_state(ns, name, "CREATED")
     set_desired(ns, name, "RUNNING")
@@ -214,6 +230,9 @@ def test_runner_over_its_memory_limit_ends_failed_oomkilled(oet: OET) -> None:
     assert status(done)["state"] == "FAILED"
     assert status(done)["reason"] == "OOMKilled"
     assert "256Mi" in status(done)["message"]
+    deaths = "oet_operator_runner_deaths_total"
+    oom = counted(oet.operator.metrics(), deaths, reason="OOMKilled")
+    assert oom == counted(before, deaths, reason="OOMKilled") + 1
 
 
 def test_runner_pod_is_locked_down_as_the_restricted_profile_asks(oet: OET) -> None:
