@@ -2,10 +2,9 @@
 
 Why this exists: to try the whole Kubernetes deployment by hand with the same pieces the
 tests use. It starts the test cluster (tests/k8s/cluster.py), installs the Procedure CRD and
-the RBAC in k8s/rbac/ into namespace `oet`, runs the operator when this tree has one
-(`oet-operator` next to this Python) and `oet-rest` with OET_BACKEND=kubernetes under the
-API's ServiceAccount, prints how to point kubectl and oet at them, and stops everything it
-started (by PID) on Ctrl-C or SIGTERM.
+the RBAC in k8s/rbac/ into namespace `oet`, runs the operator (`oet-operator`) and
+`oet-rest` with OET_BACKEND=kubernetes, each under its own ServiceAccount, prints how to
+point kubectl and oet at them, and stops everything it started (by PID) on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -70,13 +69,11 @@ def main() -> None:
         for rbac in sorted((REPO / "k8s" / "rbac").glob("*.yaml")):
             cluster.kubectl("apply", "-n", NAMESPACE, "-f", str(rbac))
         base = {**cluster.env(), "OET_KUBE_NAMESPACE": NAMESPACE}
-        operator = BIN / "oet-operator"
-        if operator.exists():
-            config = cluster.service_account_kubeconfig(NAMESPACE, "oet-operator")
-            env = {**base, "KUBECONFIG": str(config), "OET_RUNNER_IMAGE": cluster.image,
-                   "OET_RUNNER_IMAGE_PULL_POLICY": "Never",
-                   "OET_RUNNER_POD_OVERRIDES": _runner_overrides(cluster)}  # fmt: skip
-            processes.append(_start([str(operator)], env, cluster.dir / "operator.log"))
+        config = cluster.service_account_kubeconfig(NAMESPACE, "oet-operator")
+        env = {**base, "KUBECONFIG": str(config), "OET_RUNNER_IMAGE": cluster.image,
+               "OET_RUNNER_IMAGE_PULL_POLICY": "Never",
+               "OET_RUNNER_POD_OVERRIDES": _runner_overrides(cluster)}  # fmt: skip
+        processes.append(_start([str(BIN / "oet-operator")], env, cluster.dir / "operator.log"))
         config = cluster.service_account_kubeconfig(NAMESPACE, "oet-api")
         env = {**base, "KUBECONFIG": str(config), "OET_BACKEND": "kubernetes"}
         rest = [str(BIN / "oet-rest"), "--port", str(port)]
@@ -95,7 +92,7 @@ def main() -> None:
         print(
             f"{cluster.usage()}"
             f"OET on Kubernetes (namespace {NAMESPACE}):\n"
-            f"  operator:    {'running' if operator.exists() else 'not in this tree'}\n"
+            f"  operator:    running (logs in {cluster.dir})\n"
             f"  REST API:    {url}  (logs in {cluster.dir})\n"
             f"  export OET_REST_URI={url}\n"
             f"  oet list\n"

@@ -4,10 +4,10 @@ import sqlite3
 from collections.abc import Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Server, wait_for
 from tests.procedures import QUICK, SLEEPER, create_id, start, stop, wait_for_state
+from tests.prometheus import Samples, parse_samples
 from tests.sse import EventStream
 
 FAILS_IN_RUN = """
@@ -16,16 +16,12 @@ def run():
 """
 
 
-def samples(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def samples(server: Server) -> Samples:
     """Every sample /metrics shows, keyed by name and sorted labels."""
     answer = httpx.get(f"{server.base}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
-    found = {}
-    for family in text_string_to_metric_families(answer.text):
-        for sample in family.samples:
-            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return found
+    return parse_samples(answer.text)
 
 
 def value(server: Server, name: str, **labels: str) -> float:
