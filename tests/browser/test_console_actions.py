@@ -15,7 +15,6 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import Console
 from tests.conftest import Server
-from tests.integration.test_abort_tango import Subarray, _run_device
 from tests.procedures import (
     ANNOUNCES_THEN_SLEEPS,
     QUICK,
@@ -26,6 +25,7 @@ from tests.procedures import (
     start,
     wait_for_state,
 )
+from tests.tango_device import Subarray, run_subarray_device
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -86,7 +86,7 @@ def test_an_api_refusal_is_shown_as_the_message_of_its_error_body(
 @pytest.fixture(scope="module")
 def subarray() -> Iterator[Subarray]:
     """A real Tango device standing in for subarray 1's node; it counts Abort commands."""
-    yield from _run_device()
+    yield from run_subarray_device()
 
 
 @pytest.mark.tango

@@ -19,8 +19,6 @@ from typing import Any
 import httpx
 import pytest
 import tango
-from tango.server import Device, attribute, command, device_property
-from tango.test_context import DeviceTestContext
 
 from oet.runner.abort import send_abort
 from tests.commands import OET
@@ -36,70 +34,21 @@ from tests.procedures import (
     stop,
 )
 from tests.sse import EventStream
+from tests.tango_device import DEVICE, Subarray, run_subarray_device
 
 pytestmark = pytest.mark.tango
-
-DEVICE = "ska_mid/tm_subarray_node/1"
-
-
-class SubarrayDevice(Device):
-    """Stands in for a subarray node: accepts Abort and counts it."""
-
-    abort_delay = device_property(dtype=float, default_value=0.0)
-
-    def init_device(self) -> None:
-        super().init_device()
-        self._aborts = 0
-        self.set_state(tango.DevState.ON)
-
-    @attribute(dtype=int)
-    def abort_count(self) -> int:
-        return self._aborts
-
-    @command
-    def Abort(self) -> None:
-        time.sleep(self.abort_delay)
-        self._aborts += 1
-
-
-class Subarray:
-    """The running device, its proxy and the FQDN template that reaches it."""
-
-    def __init__(self, context: DeviceTestContext, proxy: Any) -> None:
-        self.proxy = proxy
-        self.fqdn = context.get_device_access(DEVICE)
-        address = f"tango://{context.host}:{context.port}"
-        self.template = f"{address}/ska_mid/tm_subarray_node/{{subarray_id}}#dbase=no"
-
-    @property
-    def aborts(self) -> int:
-        count: int = self.proxy.abort_count
-        return count
-
-
-def _run_device(**properties: Any) -> Iterator[Subarray]:
-    context = DeviceTestContext(
-        SubarrayDevice,
-        device_name=DEVICE,
-        properties=properties,
-        host="127.0.0.1",
-        process=True,
-        debug=0,
-    )
-    with context as proxy:
-        yield Subarray(context, proxy)
 
 
 @pytest.fixture(scope="module")
 def subarray() -> Iterator[Subarray]:
     """A subarray device that answers Abort at once (shared by the module's tests)."""
-    yield from _run_device()
+    yield from run_subarray_device()
 
 
 @pytest.fixture(scope="module")
 def slow_subarray() -> Iterator[Subarray]:
     """A subarray device that takes 3 s to answer Abort."""
-    yield from _run_device(abort_delay=3.0)
+    yield from run_subarray_device(abort_delay=3.0)
 
 
 @pytest.fixture

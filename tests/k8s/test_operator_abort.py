@@ -13,7 +13,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.integration.test_abort_tango import Subarray, _run_device
 from tests.k8s.oet_operator import (
     create_procedure,
     install,
@@ -26,6 +25,7 @@ from tests.k8s.oet_operator import (
 )
 from tests.k8s.test_operator import OET, ended, status
 from tests.k8s.workloads import Namespace
+from tests.tango_device import Subarray, run_subarray_device
 
 pytestmark = pytest.mark.tango
 
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.tango
 @pytest.fixture(scope="module")
 def subarray() -> Iterator[Subarray]:
     """The subarray device on the host."""
-    yield from _run_device()
+    yield from run_subarray_device()
 
 
 @pytest.fixture(scope="module")
