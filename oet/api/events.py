@@ -81,16 +81,21 @@ class EventBus:
     ) -> Event:
         """Number ``payload`` as the next event on ``topic`` and hand it to every listener."""
         event = Event(
-            self._next_id,
+            self._next_event_id(),
             topic,
             time.time() if when is None else when,
             procedure_id,
             source,
             payload,
         )
-        self._next_id += 1
         self._emit(event)
         return event
+
+    def _next_event_id(self) -> int:
+        """Take the ID of the next published event (a subclass may number differently)."""
+        event_id = self._next_id
+        self._next_id += 1
+        return event_id
 
     def _emit(self, event: Event) -> None:
         """Buffer ``event`` (already numbered) and hand it to every listener."""

@@ -17,7 +17,6 @@ between two cluster events, the rest share the last ID.
 """
 
 import bisect
-import time
 from typing import Any
 
 from oet.api.events import EventBus, Subscription
@@ -36,21 +35,11 @@ class ClusterEventBus(EventBus):
         self.exact_from = 0
         """Replays from any ID at or after this are complete; earlier ones get a resync."""
 
-    def publish(
-        self,
-        topic: str,
-        payload: dict[str, Any],
-        procedure_id: int | None = None,
-        source: str = "api",
-        when: float | None = None,
-    ) -> Event:
+    def _next_event_id(self) -> int:
         """A request event of this replica: the next ID after the newest cluster event."""
         event_id = min(self._next_id, self._ceiling)
-        event = Event(event_id, topic, time.time() if when is None else when, procedure_id,
-                      source, payload)  # fmt: skip
         self._next_id = event_id + 1 if event_id < self._ceiling else event_id
-        self._emit(event)
-        return event
+        return event_id
 
     def publish_cluster(
         self,
