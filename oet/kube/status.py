@@ -25,6 +25,13 @@ from oet.kube.resource import AbortOutcome, Condition, ProcedureResource, Runner
 FINISHED = "Finished"
 """Condition type: True once the procedure is in a final state (``kubectl wait`` on it)."""
 
+RUNNER_TERMINATED = "RunnerTerminated"
+"""Reason the runner gives when its Pod was told to terminate and it stopped the script.
+
+The runner cannot tell why; the operator replaces it with the disruption its
+Pod shows (``Evicted``, ``Preempted``, ``NodeLost``) when there is one.
+"""
+
 
 def camel(state: ProcedureState) -> str:
     """A state as a condition reason: ``RUNNING`` → ``Running``."""

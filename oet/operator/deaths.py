@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from oet.domain import ProcedureState
 from oet.kube import DesiredState, ProcedureResource, read_spec, read_status
+from oet.kube.status import RUNNER_TERMINATED
 from oet.operator.runner_objects import (
     KubeObject,
     age,
@@ -113,6 +114,38 @@ def _terminated(pod: KubeObject, name: str, ended: dict[str, Any]) -> tuple[str,
     )
 
 
+def disrupted(pod: KubeObject) -> tuple[str, str] | None:
+    """(reason, message) when ``pod`` is marked for a disruption (evicted, preempted, node lost).
+
+    The API server (Eviction API, scheduler) or the kubelet sets the Pod's
+    ``DisruptionTarget`` condition before it deletes the Pod, so it is there
+    while the runner is still stopping its script.
+    """
+    disruption = true_condition(pod, "DisruptionTarget")
+    if disruption is None:
+        return None
+    name = pod.get("metadata", {}).get("name", "?")
+    cause = disruption.get("reason", "")
+    detail = disruption.get("message") or cause
+    return DISRUPTIONS.get(cause, "Evicted"), f"runner Pod {name} was evicted: {detail}"
+
+
+def named_disruption(
+    procedure: ProcedureResource, disruption: tuple[str, str] | None
+) -> tuple[str, str] | None:
+    """The reason and message that replace ``RunnerTerminated`` once the disruption is known.
+
+    A runner told to terminate stops its script and reports STOPPED with
+    ``RunnerTerminated``: it cannot see why. ``disruption`` is what its Pod
+    showed (:func:`disrupted`); None: nothing to change.
+    """
+    status = read_status(procedure)
+    if disruption is None or status.state != S.STOPPED or status.reason != RUNNER_TERMINATED:
+        return None
+    reason, message = disruption
+    return reason, f"{message}; the script was stopped"
+
+
 def _pod_ended(pod: KubeObject) -> tuple[str, str] | None:
     """(reason, message) if the runner Pod has ended, else None."""
     name = pod.get("metadata", {}).get("name", "?")
@@ -121,11 +154,9 @@ def _pod_ended(pod: KubeObject) -> tuple[str, str] | None:
     ended = runner_state(pod).get("terminated")
     if phase not in ("Failed", "Succeeded") and ended is None:
         return None
-    disruption = true_condition(pod, "DisruptionTarget")
+    disruption = disrupted(pod)
     if disruption is not None:
-        cause = disruption.get("reason", "")
-        detail = disruption.get("message") or cause
-        return DISRUPTIONS.get(cause, "Evicted"), f"runner Pod {name} was evicted: {detail}"
+        return disruption
     if status.get("reason") == "Evicted":
         return "Evicted", f"runner Pod {name} was evicted: {status.get('message', '')}".rstrip()
     if status.get("reason") == "DeadlineExceeded":

@@ -169,10 +169,13 @@ async def procedure_changed(name: str, body: kopf.Body, type: str, **kwargs: Any
 @kopf.on.event("batch", "v1", "jobs", labels=RUNNERS)
 @kopf.on.event("", "v1", "pods", labels=RUNNERS)
 async def runner_changed(labels: kopf.Labels, **kwargs: Any) -> None:
-    """A runner Job or Pod changed or went away: reconcile its Procedure, if it is live."""
+    """A runner Job or Pod changed or went away: reconcile its Procedure.
+
+    A final one too: its Pod may only now show the eviction that made the runner stop.
+    """
     name = labels[LABEL_PROCEDURE]
-    live = kwargs["live_procedures"]
-    await _reconcile(name, _one(live, name), kwargs["runner_jobs"], kwargs["runner_pods"])
+    procedure = _one(kwargs["live_procedures"], name) or _one(kwargs["procedures"], name)
+    await _reconcile(name, procedure, kwargs["runner_jobs"], kwargs["runner_pods"])
 
 
 async def _sweep_forever(

@@ -39,7 +39,13 @@ from oet.kube.names import LABEL_PROCEDURE
 from oet.kube.resource import AbortOutcome, RunnerRef
 from oet.kube.status import status_patch_for
 from oet.operator.builders import build_runner_job
-from oet.operator.deaths import RunnerDeath, abort_owed, classify_runner_death
+from oet.operator.deaths import (
+    RunnerDeath,
+    abort_owed,
+    classify_runner_death,
+    disrupted,
+    named_disruption,
+)
 from oet.operator.metrics import OperatorMetrics
 from oet.operator.retention import procedures_to_delete
 from oet.operator.runner_objects import KubeObject
@@ -66,6 +72,8 @@ class Reconciler:
         self.core = CoreV1Api(client)
         self.metrics = OperatorMetrics()
         self._locks: dict[str, threading.Lock] = {}
+        self._disruptions: dict[str, tuple[str, str]] = {}
+        """(reason, message) of each runner Pod seen marked for disruption, by Procedure."""
         self._locks_lock = threading.Lock()
 
     def _lock(self, name: str) -> threading.Lock:
@@ -162,7 +170,14 @@ class Reconciler:
         self, procedure: ProcedureResource, job: KubeObject | None, pod: KubeObject | None
     ) -> None:
         status, spec = read_status(procedure), read_spec(procedure)
+        name = procedure["metadata"]["name"]
+        if pod is not None and (disruption := disrupted(pod)) is not None:
+            self._disruptions[name] = disruption  # the Pod may be gone when the runner reports
         if status.state in FINAL_STATES:
+            disruption = self._disruptions.pop(name, None)
+            named = named_disruption(procedure, disruption)
+            if disruption and named and not self._name_disruption(procedure, *named):
+                self._disruptions[name] = disruption  # changed meanwhile: again on its next event
             if abort_owed(procedure):
                 self._abort(procedure)
             return
@@ -190,6 +205,14 @@ class Reconciler:
         death = classify_runner_death(fresh, job, pod, now, start_timeout)
         if death is not None:
             self._end(fresh, death)
+
+    def _name_disruption(self, procedure: ProcedureResource, reason: str, message: str) -> bool:
+        """Say why the runner was told to terminate (its Pod was evicted...); False: not written."""
+        if not self.patch_status(procedure, reason=reason, message=message):
+            return False
+        log.info("%s: %s (%s)", procedure["metadata"]["name"], message, reason)
+        self.metrics.runner_deaths.labels(reason).inc()
+        return True
 
     def _end(self, procedure: ProcedureResource, death: RunnerDeath) -> None:
         name = procedure["metadata"]["name"]

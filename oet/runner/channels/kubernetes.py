@@ -42,13 +42,10 @@ from oet.kube import (
 from oet.kube.client import api_client
 from oet.kube.events import script_event
 from oet.kube.resource import AbortOutcome, RunnerRef
-from oet.kube.status import status_patch_for
+from oet.kube.status import RUNNER_TERMINATED, status_patch_for
 from oet.script_files import locate_script
 
 S = ProcedureState
-
-TERMINATED = "RunnerTerminated"
-"""Reason of a procedure stopped because its runner Pod was told to terminate."""
 
 _RETRIES = 5
 _WATCH_SECONDS = 60
@@ -293,7 +290,7 @@ class KubernetesChannel:
             if abort:
                 change["abort"] = AbortOutcome(sent=bool(abort["sent"]), message=abort["message"])
             if not self.stop_asked:
-                change["reason"] = TERMINATED
+                change["reason"] = RUNNER_TERMINATED
                 change["message"] = (
                     f"runner Pod {self.pod} was told to terminate (deleted, evicted or its node"
                     " shutting down); the script was stopped"
