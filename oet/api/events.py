@@ -99,11 +99,15 @@ class EventBus:
 
     def _emit(self, event: Event) -> None:
         """Buffer ``event`` (already numbered) and hand it to every listener."""
-        (self._polls if event.topic == Topic.REQUEST_LIST else self._buffer).append(event)
+        self._keep(event)
         for subscription in self._subscriptions:
             subscription.offer(event)
         for observer in self._observers:
             observer(event)
+
+    def _keep(self, event: Event) -> None:
+        """Buffer ``event`` for replay (a subclass may keep it elsewhere than at the end)."""
+        (self._polls if event.topic == Topic.REQUEST_LIST else self._buffer).append(event)
 
     def subscribe(self, last_event_id: int | None = None) -> Subscription:
         """Start listening; with ``last_event_id``, first replay what came after it.

@@ -53,3 +53,23 @@ def test_a_late_event_from_the_other_watch_is_replayed_in_id_order() -> None:
     bus.publish_cluster(7, "user.script.hello", {}, 1, "script", 0.0)
 
     assert [e.id // ID_SCALE for e in bus.subscribe(5 * ID_SCALE).backlog] == [7, 9]
+
+
+def test_a_late_event_reaches_listeners_and_observers_like_any_other() -> None:
+    bus = ClusterEventBus(100)
+    observed: list[int] = []
+    bus.observe(lambda e: observed.append(e.id // ID_SCALE))
+    listener = bus.subscribe()
+    _feed(bus, 5, 9)
+    bus.publish_cluster(7, "procedure.lifecycle.failed", {}, 1, "api", 0.0)
+
+    assert observed == [5, 9, 7]  # /metrics counts a FAILED that came late
+    assert [listener.queue.get_nowait().id // ID_SCALE for _ in range(3)] == [5, 9, 7]
+
+
+def test_a_late_event_on_a_full_buffer_pushes_out_the_oldest() -> None:
+    bus = ClusterEventBus(3)
+    _feed(bus, 5, 9, 11)
+    bus.publish_cluster(7, "user.script.hello", {}, 1, "script", 0.0)
+
+    assert [e.id // ID_SCALE for e in bus._buffer] == [7, 9, 11]

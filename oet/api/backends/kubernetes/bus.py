@@ -53,15 +53,18 @@ class ClusterEventBus(EventBus):
         """An event made from a cluster object whose resourceVersion is ``resource_version``."""
         event = Event(resource_version * ID_SCALE, topic, when, procedure_id, source, payload)
         self._advance(resource_version)
-        if self._buffer and self._buffer[-1].id > event.id:
-            # Procedures and Events come through two watches; keep the buffer in ID order.
-            ids = [e.id for e in self._buffer]
-            self._buffer.insert(bisect.bisect(ids, event.id), event)
-            for subscription in self._subscriptions:
-                subscription.offer(event)
-            return event
         self._emit(event)
         return event
+
+    def _keep(self, event: Event) -> None:
+        """Buffer ``event`` in ID order: Procedures and Events come through two watches."""
+        if event.topic == Topic.REQUEST_LIST or not self._buffer or self._buffer[-1].id < event.id:
+            super()._keep(event)
+            return
+        if len(self._buffer) == self._buffer.maxlen:
+            self._buffer.popleft()  # a full deque refuses insert()
+        ids = [e.id for e in self._buffer]
+        self._buffer.insert(bisect.bisect(ids, event.id), event)
 
     def seed(self, events: list[Event], exact_from: int) -> None:
         """Start from what the cluster shows (at start-up or after a relist)."""
