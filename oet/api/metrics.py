@@ -36,17 +36,20 @@ _STREAM_SUFFIX = "/stream"
 def failure_reason(payload: dict[str, Any]) -> str:
     """One low-cardinality word for why a procedure FAILED, from its lifecycle event.
 
-    A backend that knows the reason word (the Kubernetes backend's
-    ``status.reason``, e.g. ``OOMKilled``) puts it in ``history.reason_code``;
-    otherwise a traceback means the script raised (``ScriptFailed``) and no
-    traceback means the runner itself failed (``RunnerFailed``).
+    A traceback means the script raised: ``ScriptFailed`` on every backend,
+    in ``init`` or ``run``. Otherwise the runner failed: a backend that knows
+    how (the Kubernetes backend's ``status.reason``, e.g. ``OOMKilled``,
+    ``Killed``) puts that word in ``history.reason_code``; without one the
+    word is ``RunnerFailed``, as the embedded backend reports.
     """
     procedure = payload.get("procedure") or {}
     history = procedure.get("history") or {}
+    if history.get("stacktrace"):
+        return "ScriptFailed"
     code = history.get("reason_code")
     if isinstance(code, str) and code.isalnum() and len(code) <= 40:
         return code
-    return "ScriptFailed" if history.get("stacktrace") else "RunnerFailed"
+    return "RunnerFailed"
 
 
 class _LiveCollector(Collector):

@@ -16,10 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import Server
+from tests.conftest import Server, wait_for
 from tests.k8s.api import StandInProcess, prepare_namespace, runner_stand_in, start_kube_server
 from tests.k8s.cluster import Cluster
 from tests.procedures import create, get, pid_of, start, stop
+from tests.prometheus import parse_samples
 from tests.sse import EventStream
 
 _names = itertools.count()
@@ -196,3 +197,21 @@ def test_stopping_a_created_procedure_is_409_and_changes_nothing(
     assert "its script is not running" in answer.json()["Message"]
     spec = space.kubectl_json("get", "procedure", f"procedure-{pid}")["spec"]
     assert (spec["desiredState"], spec["abort"]) == ("CREATED", False)
+
+
+def test_a_runner_failure_is_counted_under_the_reason_the_cluster_gives(
+    api: httpx.Client, kube_server: Server, space: Space, runner: StandInProcess
+) -> None:
+    pid = pid_of(create(api, LONG))
+    # What the operator writes when a runner goes over its memory limit.
+    failed = {"status": {"state": "FAILED", "reason": "OOMKilled",
+                         "message": "runner Pod x went over its memory limit of 256Mi",
+                         "stateTimes": {"failed": "2026-01-01T00:00:00.000000Z"}}}  # fmt: skip
+    patch = ("patch", "procedure", f"procedure-{pid}", "--subresource=status", "--type=merge")
+    space.cluster.kubectl("-n", space.name, *patch, "-p", json.dumps(failed))
+    wait_for(lambda: get(api, pid)["state"] == "FAILED", timeout=30)
+
+    metrics = parse_samples(httpx.get(f"{kube_server.base}/metrics", timeout=10).text)
+
+    assert metrics[("oet_runner_failures_total", (("reason", "OOMKilled"),))] == 1
+    assert ("oet_runner_failures_total", (("reason", "RunnerFailed"),)) not in metrics

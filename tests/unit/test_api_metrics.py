@@ -15,6 +15,12 @@ def test_a_traceback_means_the_script_failed() -> None:
     assert failure_reason(event({"stacktrace": "Traceback ...", "reason": "x"})) == "ScriptFailed"
 
 
+def test_a_script_that_raised_in_init_is_script_failed_on_every_backend() -> None:
+    # The Kubernetes runner says InitFailed; the embedded backend's metric says ScriptFailed.
+    init_failed = event({"reason_code": "InitFailed", "stacktrace": "Traceback ..."})
+    assert failure_reason(init_failed) == "ScriptFailed"
+
+
 def test_no_traceback_means_the_runner_failed() -> None:
     assert failure_reason(event({"stacktrace": None, "reason": "runner died"})) == "RunnerFailed"
     assert failure_reason({}) == "RunnerFailed"

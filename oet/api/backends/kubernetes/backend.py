@@ -103,7 +103,7 @@ class KubernetesBackend:
         exact_from = 0
         for item in items:
             procedure = self._store(item)
-            event = self._lifecycle_event(procedure, _rv(item)) if procedure else None
+            event = self._lifecycle_event(procedure, item) if procedure else None
             if event is not None:
                 seeds.append(event)
                 exact_from = max(exact_from, event.id)
@@ -231,7 +231,7 @@ class KubernetesBackend:
         if procedure is None:
             return
         if old is None or old.state != procedure.state:
-            event = self._lifecycle_event(procedure, _rv(item))
+            event = self._lifecycle_event(procedure, item)
             if event is not None:
                 self.bus.publish_cluster(_rv(item), event.topic, event.payload, pid, "api",
                                          event.time)  # fmt: skip
@@ -280,13 +280,16 @@ class KubernetesBackend:
     def _on_events_relisted(self, _items: Items) -> None:
         self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
 
-    def _lifecycle_event(self, procedure: Procedure, resource_version: int) -> Event | None:
+    def _lifecycle_event(self, procedure: Procedure, item: Item) -> Event | None:
         topic = LIFECYCLE_TOPICS.get(procedure.state)
         if topic is None:
             return None
         summary = procedure.to_json(self.base_url + procedure_path(procedure.id))
+        reason = (item.get("status") or {}).get("reason")
+        if procedure.state == S.FAILED and reason:  # the reason word /metrics labels it with
+            summary["history"]["reason_code"] = reason
         when = procedure.history.process_states[procedure.state]
-        return Event(resource_version * ID_SCALE, topic, when, procedure.id, "api",
+        return Event(_rv(item) * ID_SCALE, topic, when, procedure.id, "api",
                      {"procedure": summary})  # fmt: skip
 
     @staticmethod
