@@ -146,6 +146,18 @@ def named_disruption(
     return reason, f"{message}; the script was stopped"
 
 
+def with_disruption(death: RunnerDeath, disruption: tuple[str, str] | None) -> RunnerDeath:
+    """``death`` named for the disruption its Pod showed earlier, if the Pod is gone now.
+
+    Judged from the Job alone, an evicted runner only looks failed (``RunnerFailed``)
+    or deleted (``PodDeleted``); ``disruption`` is what the operator saw on the Pod
+    before it went (:func:`disrupted`).
+    """
+    if disruption is None or death.reason not in ("RunnerFailed", "PodDeleted"):
+        return death
+    return death._replace(reason=disruption[0], message=disruption[1])
+
+
 def _pod_ended(pod: KubeObject) -> tuple[str, str] | None:
     """(reason, message) if the runner Pod has ended, else None."""
     name = pod.get("metadata", {}).get("name", "?")

@@ -45,6 +45,7 @@ from oet.operator.deaths import (
     classify_runner_death,
     disrupted,
     named_disruption,
+    with_disruption,
 )
 from oet.operator.metrics import OperatorMetrics
 from oet.operator.retention import procedures_to_delete
@@ -204,7 +205,7 @@ class Reconciler:
         job, pod = self.read_runner(fresh)
         death = classify_runner_death(fresh, job, pod, now, start_timeout)
         if death is not None:
-            self._end(fresh, death)
+            self._end(fresh, with_disruption(death, self._disruptions.get(name)))
 
     def _name_disruption(self, procedure: ProcedureResource, reason: str, message: str) -> bool:
         """Say why the runner was told to terminate (its Pod was evicted...); False: not written."""

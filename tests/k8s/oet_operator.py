@@ -50,6 +50,16 @@ def run(seconds=0.0, fail=False, big=0, **kwargs):
         time.sleep(0.1)
     scripting.publish("user.script.announce", msg="done")
 """,
+    "stubborn.py": """
+import time
+
+def run(**kwargs):
+    while True:  # swallows every stop: only SIGKILL ends it
+        try:
+            time.sleep(600)
+        except BaseException:
+            pass
+""",
     "hog.py": """
 def run():
     hoard = []

@@ -10,7 +10,7 @@ import pytest
 
 from oet.domain import ProcedureState
 from oet.kube.status import RUNNER_TERMINATED
-from oet.operator.deaths import disrupted, named_disruption
+from oet.operator.deaths import RunnerDeath, disrupted, named_disruption, with_disruption
 from tests.unit.kube_fixtures import RUNNING_STATE, pod, pod_condition, resource
 
 S = ProcedureState
@@ -72,3 +72,25 @@ def test_only_a_stopped_procedure_is_renamed(state: ProcedureState) -> None:
     procedure = resource(3, state, runner_job="procedure-3-runner", runner_pod=POD)
     procedure["status"]["reason"] = RUNNER_TERMINATED
     assert named_disruption(procedure, disrupted(evicting())) is None
+
+
+def test_a_runner_judged_from_its_job_alone_is_named_for_the_disruption_seen_before() -> None:
+    seen = disrupted(evicting(message="Eviction API: evicting"))
+    failed = RunnerDeath(S.FAILED, "RunnerFailed", "runner Job procedure-3-runner failed: ...")
+
+    named = with_disruption(failed, seen)
+
+    assert named == RunnerDeath(
+        S.FAILED, "Evicted", f"runner Pod {POD} was evicted: Eviction API: evicting"
+    )
+    deleted = RunnerDeath(S.STOPPED, "PodDeleted", "runner Pod x was deleted", True)
+    assert with_disruption(deleted, seen) == deleted._replace(
+        reason="Evicted", message=named.message
+    )
+
+
+def test_a_death_with_its_own_cause_or_no_disruption_seen_keeps_its_reason() -> None:
+    oom = RunnerDeath(S.FAILED, "OOMKilled", "runner Pod x went over its memory limit")
+    assert with_disruption(oom, disrupted(evicting())) == oom
+    failed = RunnerDeath(S.FAILED, "RunnerFailed", "runner in Pod x exited with code 1")
+    assert with_disruption(failed, None) == failed
