@@ -206,7 +206,14 @@ def whole_stack(cluster: Cluster, options: Options, folder: Path) -> list[Figure
         *spread("start -> COMPLETED event", cycles["completed"]),
         Figure(f"burst of {made.count}: all CREATED", made.all_created_s, "s", 60, detail=detail),
         Figure(f"burst of {made.count}: problems", float(len(problems)), "", 1),
-    ]
+        *(Figure(f"  burst: last {stage}", max(times), "s",
+                 detail=f"median {statistics.median(times):.1f} s, n={len(times)}")
+          for stage, times in made.stages.items() if times),
+        *([Figure("  burst: CPU of one runner to CREATED", statistics.median(cpu), "s",
+                  detail=f"max {max(cpu):.2f} s, sum {sum(cpu):.1f} s over {len(cpu)} runners,"
+                         f" {os.cpu_count()} cores")]
+          if (cpu := made.runner_cpu_s) else []),
+    ]  # fmt: skip
 
 
 def run(cluster: Cluster, options: Options) -> list[Figure]:

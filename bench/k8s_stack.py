@@ -17,10 +17,13 @@ runs the OET image. Measured through the REST API and `/stream` only, as a clien
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +167,8 @@ class Burst:
     all_created_s: float | None
     listed: list[int]
     initialising_answers: int
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    runner_cpu_s: list[float] = field(default_factory=list)
 
     @property
     def problems(self) -> list[str]:
@@ -197,7 +202,7 @@ def burst(stack: Stack, count: int, timeout: float = 300) -> Burst:
     with StampedStream(f"{url}/stream") as stream, ThreadPoolExecutor(count) as pool:
         futures = [pool.submit(one) for _ in range(count)]
         gate.wait()
-        first = time.perf_counter()
+        first, began = time.perf_counter(), time.time()
         results = [f.result() for f in futures]
         answered = max(stamp for _, _, stamp in results)
         ids = [_pid(body) for status, body, _ in results if status == 201]
@@ -217,6 +222,8 @@ def burst(stack: Stack, count: int, timeout: float = 300) -> Burst:
                 break
     listed = httpx.get(f"{url}/procedures", timeout=30).json()["procedures"]
     return Burst(
+        stages=stages(stack, ids, began),
+        runner_cpu_s=runner_cpu(stack.name),
         count=count,
         statuses=[status for status, _, _ in results],
         ids=ids,
@@ -225,3 +232,71 @@ def burst(stack: Stack, count: int, timeout: float = 300) -> Burst:
         listed=[int(p["uri"].rsplit("/", 1)[1]) for p in listed],
         initialising_answers=sum(1 for s in states if s == "INITIALISING"),
     )
+
+
+STAGES = ("Job created", "Pod created", "container started", "CREATED")
+"""Where a procedure's way to CREATED goes, in order (see :func:`stages`)."""
+
+
+def _when(stamp: str | None) -> float | None:
+    return None if not stamp else datetime.fromisoformat(stamp).timestamp()
+
+
+def stages(stack: Stack, ids: list[int], began: float) -> dict[str, list[float]]:
+    """For each of STAGES, the seconds after `began` at which each procedure reached it.
+
+    Read from the API server (Job and Pod times have 1 s resolution; CREATED is the
+    runner's own time from the Procedure's status): tells whether the operator, the node or
+    the runner's start is what a burst waits for.
+    """
+    wanted = {f"procedure-{pid}" for pid in ids}
+    label = "oet.skao.int/procedure"
+    found: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    listed = json.loads(stack.cluster.kubectl(
+        "-n", stack.name, "get", "procedures,jobs,pods", "-o", "json").stdout)["items"]  # fmt: skip
+    for item in listed:
+        kind, meta = item["kind"], item["metadata"]
+        owner = meta["name"] if kind == "Procedure" else meta.get("labels", {}).get(label)
+        if owner not in wanted:
+            continue
+        times: list[tuple[str, float | None]] = []
+        if kind == "Procedure":
+            times = [
+                ("CREATED", _when(item.get("status", {}).get("stateTimes", {}).get("created")))
+            ]
+        elif kind == "Job":
+            times = [("Job created", _when(meta.get("creationTimestamp")))]
+        elif kind == "Pod":
+            running = [c.get("state", {}).get("running", {}).get("startedAt")
+                       for c in item.get("status", {}).get("containerStatuses", [])]  # fmt: skip
+            times = [("Pod created", _when(meta.get("creationTimestamp"))),
+                     ("container started", _when(running[0] if running else None))]  # fmt: skip
+        for stage, stamp in times:
+            if stamp is not None:
+                found[stage].append(stamp - began)
+    return found
+
+
+def runner_cpu(namespace: str) -> list[float]:
+    """CPU seconds (user + system) each runner of `namespace` has used so far.
+
+    Runner containers are processes of this host (the node is this machine), found by the
+    environment the operator gives them. Read once all are CREATED and idle, it is what
+    loading one runner cost: a burst needs that times its size, shared by the cores.
+    """
+    wanted = f"OET_PROCEDURE_NAMESPACE={namespace}".encode()
+    tick = os.sysconf("SC_CLK_TCK")
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            if b"oet.runner" not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found.append((int(fields[11]) + int(fields[12])) / tick)  # utime, stime
+    return found
