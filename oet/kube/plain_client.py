@@ -94,6 +94,15 @@ class PlainClient:
     def __init__(self, endpoint: Endpoint | None = None) -> None:
         self.endpoint = endpoint or in_cluster_endpoint() or kubeconfig_endpoint()
         self._local = threading.local()
+        self._kept: list[http.client.HTTPConnection] = []  # every thread's, for close()
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Close the kept-alive connections of every thread."""
+        with self._lock:
+            kept, self._kept = self._kept, []
+        for connection in kept:
+            connection.close()
 
     # -- the calls the runner makes ------------------------------------------------
     def get_procedure(self, namespace: str, name: str) -> dict[str, Any]:
@@ -126,6 +135,7 @@ class PlainClient:
                            "resourceVersion": resource_version, "allowWatchBookmarks": "true",
                            "timeoutSeconds": str(timeout_seconds)})  # fmt: skip
         connection = self._connect(timeout_seconds + REQUEST_TIMEOUT)
+        response: http.client.HTTPResponse | None = None
         try:
             connection.request("GET", f"{_procedures(namespace)}?{query}", headers=self._headers())
             response = connection.getresponse()
@@ -143,6 +153,8 @@ class PlainClient:
         except (OSError, http.client.HTTPException) as exc:
             raise ApiError(0, f"{type(exc).__name__}: {exc}") from exc
         finally:
+            if response is not None:
+                response.close()
             connection.close()
 
     # -- HTTP ------------------------------------------------------------------------
@@ -174,6 +186,8 @@ class PlainClient:
             reused = connection is not None
             if connection is None:
                 connection = self._local.conn = self._connect(REQUEST_TIMEOUT)
+                with self._lock:
+                    self._kept.append(connection)
             try:
                 connection.request(method, path, body=data, headers=headers)
                 response = connection.getresponse()
