@@ -190,7 +190,7 @@ class Burst:
 def burst(stack: Stack, count: int, timeout: float = 300) -> Burst:
     """`count` creates sent at once; wait until every one is CREATED (or `timeout` s)."""
     assert stack.server is not None
-    gate = threading.Barrier(count + 1)
+    gate = threading.Barrier(count + 1, timeout=120)
     url = stack.server.api
 
     def one() -> tuple[int, dict[str, Any], float]:
