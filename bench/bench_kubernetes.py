@@ -219,8 +219,7 @@ def whole_stack(cluster: Cluster, options: Options, folder: Path) -> list[Figure
 def run(cluster: Cluster, options: Options) -> list[Figure]:
     """Every figure, on a started cluster (namespaces of its own, deleted afterwards)."""
     folder = Path(tempfile.mkdtemp(prefix="oet-bench-k8s-"))
-    stack = whole_stack(cluster, options, folder)
-    return [*api_only(cluster, options, folder), *stack]
+    return [*api_only(cluster, options, folder), *whole_stack(cluster, options, folder)]
 
 
 def _interrupt(signum: int, _frame: object) -> None:

@@ -116,12 +116,17 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        """Stop the API and the operator (by PID), delete the namespace."""
+        """Stop the API and the operator (by PID); delete the namespace and its runner Pods.
+
+        Waits (at most 3 min) until the namespace is gone, so that its Pods stopping never
+        weigh on what is measured next.
+        """
         if self.server is not None:
             self.server.stop()
         if self.operator is not None:
             self.operator.stop()
-        self.cluster.kubectl("delete", "namespace", self.name, "--wait=false", check=False)
+        self.cluster.kubectl("delete", "namespace", self.name, "--timeout=180s", check=False,
+                             timeout=200)  # fmt: skip
 
 
 def _create(client: httpx.Client) -> tuple[int, dict[str, Any]]:

@@ -92,6 +92,7 @@ def test_kubernetes_bench_measures_every_figure_and_leaves_nothing_running(
     ours = {n["metadata"]["name"]: n["status"]["phase"] for n in spaces
             if n["metadata"]["name"].endswith(f"-{os.getpid()}")
             and n["metadata"]["name"].startswith("bench-")}  # fmt: skip
+    assert f"bench-stack-{os.getpid()}" not in ours  # deleted, its runner Pods with it
     assert set(ours.values()) <= {"Terminating"}, ours
 
 
@@ -103,14 +104,14 @@ def test_ctrl_c_during_the_kubernetes_bench_stops_its_cluster_and_everything_in_
             start_new_session=True,  # its own process group, as a terminal's foreground job
         )  # fmt: skip
 
-        def operator() -> list[int]:
-            assert bench.poll() is None, "the bench exited before its operator started"
-            return _processes_in(f"bench-stack-{bench.pid}")
+        def api_server() -> list[int]:
+            assert bench.poll() is None, "the bench exited before its first server started"
+            return _processes_in(f"bench-api-{bench.pid}")
 
         try:
-            stack = wait_for(operator, 300, "the bench to start its operator")
-            assert isinstance(stack, list)
-            environ = (Path("/proc") / str(stack[0]) / "environ").read_bytes().split(b"\0")
+            servers = wait_for(api_server, 300, "the bench to start its first oet-rest")
+            assert isinstance(servers, list)
+            environ = (Path("/proc") / str(servers[0]) / "environ").read_bytes().split(b"\0")
             config = next(e for e in environ if e.startswith(b"KUBECONFIG=")).decode()
             cluster_dir = str(Path(config.partition("=")[2]).parent)
         finally:
@@ -118,6 +119,6 @@ def test_ctrl_c_during_the_kubernetes_bench_stops_its_cluster_and_everything_in_
             bench.wait(180)
 
     assert bench.returncode != 0
-    assert _processes_in(f"bench-stack-{bench.pid}") == []
+    assert _processes_in(f"bench-api-{bench.pid}") == []
     assert not Path(cluster_dir).exists()
     assert _processes_mentioning(cluster_dir) == []
