@@ -22,25 +22,18 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from kubernetes import watch
-from kubernetes.client import ApiClient, CoreV1Api, CustomObjectsApi
-from kubernetes.client.exceptions import ApiException
-
 from oet.config import Settings, get_settings
 from oet.domain import FINAL_STATES, OETError, ProcedureState, StateConflict
 from oet.domain.scripts import script_path
 from oet.kube import (
-    GROUP,
-    PLURAL,
-    VERSION,
     DesiredState,
     ProcedureResource,
     read_spec,
     read_status,
     runner_job_name,
 )
-from oet.kube.client import api_client
 from oet.kube.events import script_event
+from oet.kube.plain_client import ApiError, PlainClient
 from oet.kube.resource import AbortOutcome, RunnerRef
 from oet.kube.status import RUNNER_TERMINATED, status_patch_for
 from oet.script_files import locate_script
@@ -70,14 +63,13 @@ class KubernetesChannel:
     """A runner's link to its Procedure resource."""
 
     def __init__(
-        self, client: ApiClient, name: str, namespace: str, pod: str, settings: Settings
+        self, client: PlainClient, name: str, namespace: str, pod: str, settings: Settings
     ) -> None:
         self.name = name
         self.namespace = namespace
         self.pod = pod
         self.settings = settings
-        self.objects = CustomObjectsApi(client)
-        self.core = CoreV1Api(client)
+        self.client = client  # not the kubernetes package: see oet.kube.plain_client
         self._commands: collections.deque[dict[str, Any] | None] = collections.deque()
         self._loaded = False
         self._started = False
@@ -97,7 +89,7 @@ class KubernetesChannel:
         if missing:
             raise OETError(f"the Kubernetes channel needs {' and '.join(missing)} set")
         return cls(
-            api_client(),
+            PlainClient(),
             env["OET_PROCEDURE_NAME"],
             env["OET_PROCEDURE_NAMESPACE"],
             env.get("OET_POD_NAME", ""),
@@ -107,9 +99,7 @@ class KubernetesChannel:
     # -- the Procedure ------------------------------------------------------------
     def read(self) -> ProcedureResource:
         """The Procedure as the API server has it now."""
-        resource: ProcedureResource = self.objects.get_namespaced_custom_object(  # type: ignore[assignment]
-            GROUP, VERSION, self.namespace, PLURAL, self.name
-        )
+        resource: ProcedureResource = self.client.get_procedure(self.namespace, self.name)  # type: ignore[assignment]
         return resource
 
     def write_status(self, **change: Any) -> bool:
@@ -124,14 +114,12 @@ class KubernetesChannel:
                         resource_version=resource["metadata"]["resourceVersion"],
                         **change,
                     )
-                    self.objects.patch_namespaced_custom_object_status(
-                        GROUP, VERSION, self.namespace, PLURAL, self.name, body
-                    )
+                    self.client.patch_procedure_status(self.namespace, self.name, body)
                 return True
             except StateConflict as exc:
                 log(f"status not changed: {exc}")
                 return False
-            except ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 404:
                     log(f"procedure {self.name} is gone; status not written")
                     return False
@@ -225,19 +213,11 @@ class KubernetesChannel:
 
     def _watch(self, on_change: Callable[[ProcedureResource | None], list[Any]]) -> None:
         """Watch the Procedure until it changes in a way that gives commands."""
-        stream = watch.Watch()
+        stream = self.client.watch_procedures(
+            self.namespace, f"metadata.name={self.name}", self._resource_version, _WATCH_SECONDS
+        )
         try:
-            for event in stream.stream(
-                self.objects.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                field_selector=f"metadata.name={self.name}",
-                resource_version=self._resource_version,
-                timeout_seconds=_WATCH_SECONDS,
-                allow_watch_bookmarks=True,
-            ):
+            for event in stream:
                 obj = event["object"]
                 kind = event["type"]
                 if kind == "ERROR":
@@ -249,7 +229,7 @@ class KubernetesChannel:
                 if commands:
                     self._commands.extend(commands)
                     return
-        except ApiException as exc:
+        except ApiError as exc:
             if exc.status == 410:  # too old: read afresh
                 resource = self.read()
                 self._resource_version = resource["metadata"]["resourceVersion"]
@@ -264,7 +244,7 @@ class KubernetesChannel:
             log(f"watching {self.name} failed ({type(exc).__name__}: {exc}); watching again")
             time.sleep(1)
         finally:
-            stream.stop()
+            stream.close()
 
     # -- Channel: reports -----------------------------------------------------------
     def send(self, message: dict[str, Any]) -> None:
@@ -317,9 +297,9 @@ class KubernetesChannel:
         for attempt in range(_RETRIES):
             try:
                 with _sigterm_held():
-                    self.core.create_namespaced_event(self.namespace, body)  # type: ignore[arg-type]
+                    self.client.create_event(self.namespace, body)
                 return
-            except ApiException as exc:
+            except ApiError as exc:
                 log(f"event {seq} ({topic}) not published ({exc.status} {exc.reason})")
                 if exc.status in (400, 403, 422) or attempt == _RETRIES - 1:
                     return
