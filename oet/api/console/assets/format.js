@@ -93,18 +93,21 @@ function short(value) {
   return JSON.stringify(value);
 }
 
-// The fields an event carries besides OET's own, whichever shape the stream uses:
-// script keyword arguments nested under `payload`, or at the top level of the data.
+// The fields an event carries besides OET's own, each once, whichever shape the stream
+// uses: the server puts a message's keyword arguments at the top level and again under
+// `payload`, where a keyword named like one of OET's own fields is only found.
 export function eventFields(data) {
-  const fields = [];
+  const fields = new Map();
   for (const [key, value] of Object.entries(data)) {
-    if (!OWNED.has(key)) fields.push([key, short(value)]);
+    if (!OWNED.has(key)) fields.set(key, short(value));
   }
   const payload = data.payload;
   if (payload && typeof payload === "object" && !Array.isArray(payload)) {
-    for (const [key, value] of Object.entries(payload)) fields.push([key, short(value)]);
+    for (const [key, value] of Object.entries(payload)) {
+      if (!fields.has(key)) fields.set(key, short(value));
+    }
   }
-  return fields;
+  return [...fields];
 }
 
 // The procedure a lifecycle event carries, in either shape of the stream.
