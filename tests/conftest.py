@@ -140,6 +140,8 @@ def make_server(
         env: dict[str, str] | None = None, db_path: Path | None = None, port: int | None = None
     ) -> Server:
         settings = {**kube_env, **(env or {})}
+        if kube_env:  # the operator gets the settings it shares with the API
+            request.getfixturevalue("kube_stack").configure(settings)
         server = Server(db_path or tmp_path / "oet.sqlite3", settings, port).start()
         servers.append(server)
         return server

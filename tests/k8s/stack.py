@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from oet.api.backends.kubernetes.cluster import ID_COUNTER, RUNNING_LEASE
+from oet.kube.names import procedure_id
 from oet.operator.builders import RUNNER_UID
 from tests.conftest import SCRIPTS
 from tests.k8s.cluster import REPO
@@ -43,6 +44,11 @@ from tests.k8s.workloads import Namespace
 API_RBAC = REPO / "k8s" / "rbac" / "api.yaml"
 SCRIPT_ROOT_PARENT = Path(tempfile.gettempdir())
 """Where script roots go: /tmp, readable by everyone (pytest's basetemp is not)."""
+OPERATOR_SETTINGS = frozenset(
+    {"OET_MAX_PROCEDURES", "OET_ABORT_FQDN_TEMPLATE", "OET_ABORT_TIMEOUT", "OET_STOP_GRACE"}
+)
+"""Settings a deployment gives the API and the operator alike (one ConfigMap in the chart):
+the operator keeps `max_procedures` and hands the abort and stop settings to the runners."""
 
 
 class KubeStack:
@@ -56,6 +62,7 @@ class KubeStack:
         self.script_root.chmod(0o755)
         os.chown(self.script_root, RUNNER_UID, RUNNER_UID)
         self.operator: Operator | None = None
+        self.operator_settings: dict[str, str] = {}
         self.api_kubeconfig: Path | None = None
         self._dirty = False
         self._dirs = 0
@@ -71,8 +78,7 @@ class KubeStack:
             install(self.namespace)
             self.namespace.kubectl("apply", "-f", str(API_RBAC))
             self.api_kubeconfig = self.namespace.service_account_kubeconfig("oet-api")
-            overrides = json.dumps(self.runner_overrides())
-            self.operator = Operator(self.namespace, OET_RUNNER_POD_OVERRIDES=overrides).start()
+            self.configure({})
         except BaseException:
             self.stop()
             raise
@@ -97,6 +103,24 @@ class KubeStack:
                 variable["value"] = f"{SCRIPTS_DIR}:{self.script_dirs}"
         return overrides
 
+    def configure(self, settings: dict[str, str]) -> None:
+        """Give the operator (and so its runners) the `OPERATOR_SETTINGS` among `settings`.
+
+        As a deployment's one configuration would: a test that starts its server with, say,
+        `OET_MAX_PROCEDURES=3` or an abort FQDN template gets an operator with the same. The
+        operator is restarted (by PID) only when these differ from what it runs with.
+        """
+        wanted = {k: v for k, v in settings.items() if k in OPERATOR_SETTINGS}
+        if wanted == self.operator_settings and self.operator is not None:
+            return
+        if self.operator is not None:
+            self.operator.stop()
+        overrides = json.dumps(self.runner_overrides())
+        self.operator = Operator(
+            self.namespace, OET_RUNNER_POD_OVERRIDES=overrides, **wanted
+        ).start()
+        self.operator_settings = wanted
+
     def server_env(self) -> dict[str, str]:
         """The environment of an `oet-rest` on this stack (marks the stack as used)."""
         assert self.api_kubeconfig is not None, "start() the stack first"
@@ -115,6 +139,26 @@ class KubeStack:
         path.mkdir(mode=0o755)
         os.chown(path, RUNNER_UID, RUNNER_UID)
         return path
+
+    def live_runners(self) -> set[int]:
+        """IDs of the procedures whose runner process is alive (runner Pods run on this host)."""
+        wanted = f"OET_PROCEDURE_NAMESPACE={self.namespace.name}".encode()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            try:
+                if (
+                    not entry.name.isdigit()
+                    or b"oet.runner" not in (entry / "cmdline").read_bytes()
+                ):
+                    continue
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            names = [v for v in environ if v.startswith(b"OET_PROCEDURE_NAME=procedure-")]
+            if wanted in environ and names and state not in ("Z", "X"):
+                found.add(procedure_id(names[0].split(b"=", 1)[1].decode()))
+        return found
 
     def reset(self) -> None:
         """Remove every procedure, runner, script event, the ID counter and the Lease.
