@@ -18,6 +18,10 @@ variant live under `script_root`, a directory of this stack owned by uid 1000: t
 read the scripts, and write beside them as the user docs' example scripts do; the tests run
 as root and read and write there too.
 
+Settings a deployment gives the API and the operator alike (`max_procedures`, the abort and
+stop settings) follow the test's server: `make_server(env=...)` calls `configure()`, which
+restarts the operator with them when they change, so its runners abort where the test says.
+
 One stack (namespace, operator) serves a test module; `reset()` makes it as good as new
 between tests (no procedures, runners, events, ID counter or running Lease), so each test
 still gets a fresh `oet-rest` whose first procedure is number 1, as on the embedded backend.
