@@ -94,7 +94,9 @@ def test_a_procedure_can_start_once_the_running_one_has_stopped(
     assert state_of(api, first) == "STOPPED"
 
 
-@pytest.mark.parametrize(("source", "ended"), [(QUICK, "COMPLETED"), (RAISES, "FAILED")])
+@pytest.mark.parametrize(
+    ("source", "ended"), [(QUICK, "COMPLETED"), (RAISES, "FAILED")], ids=["completed", "failed"]
+)
 def test_a_procedure_can_start_once_the_running_one_has_ended_by_itself(
     api: httpx.Client, script: Callable[[str], str], source: str, ended: str
 ) -> None:
