@@ -1,7 +1,9 @@
 """Shared fixtures: a real OET REST server in a subprocess, on a free port.
 
 Tests talk to it over HTTP exactly as the CLI and curl do. Each server gets
-its own SQLite file, so tests never see each other's procedures.
+its own SQLite file, so tests never see each other's procedures. Tests marked
+``both_backends`` get their servers on the Kubernetes backend too
+(tests/backends.py); the test cluster's fixtures come from tests/k8s/fixtures.py.
 """
 
 import contextlib
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+pytest_plugins = ["tests.k8s.fixtures", "tests.backends"]
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -115,18 +119,30 @@ class Server:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+def make_server(
+    tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Server]]:
     """Start servers on demand (``make_server(env=..., db_path=..., port=...)``).
 
     All are stopped afterwards. Passing an earlier server's ``db_path`` and
-    ``port`` restarts "the same" server, as an operator would.
+    ``port`` restarts "the same" server, as an operator would. On the
+    Kubernetes backend (tests/backends.py) the module's stack is reset first,
+    so a test's first server starts as empty as an embedded one.
     """
     servers: list[Server] = []
+    kube_env: dict[str, str] = {}
+    if backend == "kubernetes":
+        stack = request.getfixturevalue("kube_stack")
+        stack.reset()
+        kube_env = stack.server_env()
 
     def make(
         env: dict[str, str] | None = None, db_path: Path | None = None, port: int | None = None
     ) -> Server:
-        server = Server(db_path or tmp_path / "oet.sqlite3", env, port).start()
+        settings = {**kube_env, **(env or {})}
+        if kube_env:  # the operator gets the settings it shares with the API
+            request.getfixturevalue("kube_stack").configure(settings)
+        server = Server(db_path or tmp_path / "oet.sqlite3", settings, port).start()
         servers.append(server)
         return server
 
@@ -150,12 +166,26 @@ def api(server: Server) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def script(tmp_path: Path) -> Callable[[str], str]:
+def script_dir(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Path:
+    """A directory for the test's scripts, inside the servers' ``script_dirs``.
+
+    On the Kubernetes backend it is not ``tmp_path``: runner containers run
+    as uid 1000 and cannot enter pytest's private (0700) temporary folders,
+    so the stack lends a directory of its own that uid 1000 owns.
+    """
+    if backend == "kubernetes":
+        path: Path = request.getfixturevalue("kube_stack").new_script_dir()
+        return path
+    return tmp_path
+
+
+@pytest.fixture
+def script(script_dir: Path) -> Callable[[str], str]:
     """Write a procedure script from source text; returns its file:// URI."""
     counter = iter(range(1_000_000))
 
     def write(source: str) -> str:
-        path = tmp_path / f"script_{next(counter)}.py"
+        path = script_dir / f"script_{next(counter)}.py"
         path.write_text(source)
         return f"file://{path}"
 

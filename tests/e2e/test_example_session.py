@@ -21,7 +21,7 @@ from tests.commands import OET, Follower, data_of
 from tests.conftest import REPO, Server
 from tests.procedures import written_json
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 CURL = "/usr/bin/curl"
 TIME = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
@@ -82,7 +82,7 @@ def rows(table: str) -> list[list[str]]:
     return result
 
 
-def test_the_oet_example_session(server: Server, tmp_path: Path) -> None:
+def test_the_oet_example_session(server: Server, script_dir: Path) -> None:
     env = {**os.environ, "OET_REST_URI": server.procedures}
 
     def oet(*args: str) -> str:
@@ -93,8 +93,8 @@ def test_the_oet_example_session(server: Server, tmp_path: Path) -> None:
         assert done.stderr == ""
         return done.stdout
 
-    test, test_path = write_script(tmp_path, "test.py")
-    test2, test2_path = write_script(tmp_path, "test2.py")
+    test, test_path = write_script(script_dir, "test.py")
+    test2, test2_path = write_script(script_dir, "test2.py")
 
     # $ oet create file://test.py 'hello' --verbose=true
     [created] = rows(oet("create", test, "hello", "--verbose=true"))
@@ -160,10 +160,10 @@ def curl(*args: str) -> tuple[int, dict[str, str], Any]:
     return int(status_line.split()[1]), headers, json.loads(body)
 
 
-def test_the_curl_example_session(server: Server, tmp_path: Path) -> None:
+def test_the_curl_example_session(server: Server, script_dir: Path) -> None:
     url = server.procedures
-    allocation, _ = write_script(tmp_path, "resource_allocation.py")
-    observing, observing_path = write_script(tmp_path, "observing_script.py")
+    allocation, _ = write_script(script_dir, "resource_allocation.py")
+    observing, observing_path = write_script(script_dir, "observing_script.py")
     sb_uri = "file:///path/to/scheduling_block_123.json"
     json_type = ("-H", "Content-Type: application/json")
 

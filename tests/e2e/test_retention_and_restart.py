@@ -2,8 +2,17 @@
 
 OET keeps the newest ``max_procedures`` procedures (10 by default, as the user
 docs say), dropping the oldest finished ones first and never a running one.
-Records live in SQLite, so they survive a restart; a procedure that was live
-when its server died is reported as ended, never left RUNNING.
+The retention tests run on both backends (``both_backends``): on Kubernetes
+the API makes room at create and the operator deletes finished Procedures
+beyond the limit, and the answers must be the embedded backend's.
+
+Restarts: with the embedded backend, records live in SQLite, so they survive a
+restart, and a procedure that was live when its server died is reported as
+ended, never left RUNNING (its runner was the server's child). On Kubernetes
+the API server holds no state and runners are not its children: a killed API
+changes no procedure, and its successor lists the same ones and resumes the
+stream from ``Last-Event-ID`` (docs/kubernetes.md). Tests that show the
+embedded server's own crash handling stay embedded-only.
 """
 
 import signal
@@ -15,6 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, wait_for
+from tests.k8s.oet_operator import script_events
 from tests.procedures import (
     QUICK,
     SLEEPER,
@@ -23,11 +33,19 @@ from tests.procedures import (
     get,
     pid_of,
     run_until,
+    runner_pids,
     slow_init,
+    start,
+    stop,
     wait_for_runners,
+    wait_for_state,
 )
+from tests.sse import EventStream
 
 pytestmark = pytest.mark.e2e
+both_backends = pytest.mark.both_backends
+
+RunnerIds = Callable[[Server], set[int]]
 
 
 def listed_ids(api: httpx.Client) -> list[int]:
@@ -57,9 +75,34 @@ def crash(server: Server, runners: int, within: float) -> None:
     wait_for(lambda: not any(map(is_running, orphans)), within, "orphaned runners to exit")
 
 
+@pytest.fixture
+def live_runners(backend: str, request: pytest.FixtureRequest) -> RunnerIds:
+    """The IDs of the procedures whose runner process is alive on this machine.
+
+    Embedded: the server's runner subprocesses (each names itself
+    ``oet-runner-<id>``). Kubernetes: the runner processes of the stack's
+    namespace; runner Pods run on this machine, so their processes are here too.
+    """
+    if backend == "kubernetes":
+        stack = request.getfixturevalue("kube_stack")
+        return lambda _server: stack.live_runners()
+
+    def of_server(server: Server) -> set[int]:
+        ids = set()
+        for pid in runner_pids(server):
+            try:
+                ids.add(int(Path(f"/proc/{pid}/comm").read_text().strip().split("-")[-1]))
+            except (OSError, ValueError):
+                continue
+        return ids
+
+    return of_server
+
+
 # -- retention ------------------------------------------------------------------
 
 
+@both_backends
 def test_the_ten_newest_are_kept_and_the_oldest_finished_one_is_dropped(
     api: httpx.Client, script: Callable[[str], str]
 ) -> None:
@@ -80,6 +123,7 @@ def test_the_ten_newest_are_kept_and_the_oldest_finished_one_is_dropped(
     assert get(api, 11)["state"] == "CREATED"
 
 
+@both_backends
 def test_ids_of_dropped_procedures_are_never_reused(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -98,8 +142,9 @@ def test_ids_of_dropped_procedures_are_never_reused(
         assert listed_ids(api) == [5, 6]
 
 
+@both_backends
 def test_the_max_procedures_setting_is_honoured(
-    make_server: Callable[..., Server], script: Callable[[str], str]
+    make_server: Callable[..., Server], script: Callable[[str], str], live_runners: RunnerIds
 ) -> None:
     server = make_server(env={"OET_MAX_PROCEDURES": "3"})
     quick = script(QUICK)
@@ -111,9 +156,10 @@ def test_the_max_procedures_setting_is_honoured(
         for dropped in (1, 2):
             assert api.get(f"/procedures/{dropped}").status_code == 404
         # The dropped procedures' runners were ended with them.
-        wait_for_runners(server, 3)
+        wait_for(lambda: live_runners(server) == {3, 4, 5}, 60, "the runners of 3, 4 and 5 only")
 
 
+@both_backends
 def test_a_running_procedure_is_never_dropped(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -134,6 +180,7 @@ def test_a_running_procedure_is_never_dropped(
         assert get(api, running)["state"] == "RUNNING"
 
 
+@both_backends
 def test_create_is_refused_when_only_a_running_procedure_could_be_dropped(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -150,6 +197,7 @@ def test_create_is_refused_when_only_a_running_procedure_could_be_dropped(
         assert get(api, running)["state"] == "RUNNING"
 
 
+@both_backends
 def test_a_procedure_still_running_its_init_is_never_dropped(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -182,6 +230,7 @@ def test_a_procedure_still_running_its_init_is_never_dropped(
 # -- restart --------------------------------------------------------------------------
 
 
+# Embedded only: on Kubernetes a killed API ends no procedure (see the both-backend test below).
 def test_after_a_server_crash_live_procedures_are_failed_and_finished_ones_kept(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -212,6 +261,7 @@ def test_after_a_server_crash_live_procedures_are_failed_and_finished_ones_kept(
         assert create_id(api, script(QUICK)) == running + 1
 
 
+# Embedded only: on Kubernetes the API's shutdown leaves runner Pods running, by design.
 def test_a_graceful_stop_ends_the_running_procedure_stopped_with_a_reason(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -234,6 +284,7 @@ def test_a_graceful_stop_ends_the_running_procedure_stopped_with_a_reason(
         assert "RUNNING" in get(api, running)["history"]["process_states"]
 
 
+# Embedded only: on Kubernetes procedures outlive the API by design; runners end them.
 def test_no_procedure_is_running_after_any_restart(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -251,6 +302,7 @@ def test_no_procedure_is_running_after_any_restart(
     assert states == ["FAILED", "STOPPED", "FAILED"]
 
 
+# Embedded only: runner subprocesses are the server's children only on this backend.
 def test_a_runner_whose_script_ignores_stops_ends_soon_after_a_server_crash(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:
@@ -262,3 +314,107 @@ def test_a_runner_whose_script_ignores_stops_ends_soon_after_a_server_crash(
     again = make_server(db_path=server.db_path)
     with again.client() as api:
         assert get(api, pid)["state"] == "FAILED"
+
+
+# -- the API killed and restarted, on both backends ---------------------------------
+
+# Publishes ``test.running``; once a ``.go`` file is beside it, ``test.went``;
+# once a ``.finish`` file is there too, returns: the test says when it moves on.
+WAITS_FOR_FILES = """
+import pathlib
+import time
+from oet import scripting
+
+HERE = pathlib.Path(__file__)
+
+
+def wait_for(suffix):
+    while not HERE.with_suffix(suffix).exists():
+        time.sleep(0.1)
+
+
+def run():
+    scripting.publish("test.running")
+    wait_for(".go")
+    scripting.publish("test.went")
+    wait_for(".finish")
+"""
+
+
+@both_backends
+def test_an_api_killed_and_restarted_lists_the_same_procedures(
+    make_server: Callable[..., Server], script: Callable[[str], str], backend: str
+) -> None:
+    first = make_server()
+    with first.client() as api:
+        completed = run_until(api, script(QUICK), "COMPLETED")
+        created = create_id(api, script(QUICK))
+        running = run_until(api, script(SLEEPER), "RUNNING")
+        before = api.get("/procedures").json()["procedures"]
+    first.stop(signal.SIGKILL)
+
+    second = make_server(db_path=first.db_path, port=first.port)
+
+    with second.client() as api:
+        after = api.get("/procedures").json()["procedures"]
+        assert [pid_of(p) for p in after] == [completed, created, running]
+        assert after[0] == before[0]
+        if backend == "kubernetes":
+            # By design: the runners are Pods, not the API's children; nothing ended.
+            assert after == before
+            assert stop(api, running) == f"Successfully stopped script with ID {running}"
+            start(api, created)
+            wait_for_state(api, created, "COMPLETED", timeout=60)
+        else:
+            # By design: the runners died with their server; they are reported ended.
+            assert [p["state"] for p in after[1:]] == ["FAILED", "FAILED"]
+        assert create_id(api, script(QUICK)) == running + 1
+
+
+@both_backends
+def test_a_stream_resumed_with_last_event_id_after_an_api_restart(
+    make_server: Callable[..., Server],
+    script: Callable[[str], str],
+    backend: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    first = make_server()
+    uri = script(WAITS_FOR_FILES)
+    files = Path(uri.removeprefix("file://"))
+    with first.client() as api, EventStream(f"{first.api}/stream") as stream:
+        pid = create_id(api, uri)
+        start(api, pid)
+        last = stream.until_topic("test.running", pid, timeout=60)[-1]
+    first.stop(signal.SIGKILL)
+    # While no API server runs, the script publishes (if it still runs).
+    files.with_suffix(".go").touch()
+    if backend == "kubernetes":
+        namespace = request.getfixturevalue("kube_stack").namespace
+        wait_for(
+            lambda: any(
+                e["reason"] == "test.went" for e in script_events(namespace, f"procedure-{pid}")
+            ),
+            60,
+            "the script's event published while the API was down",
+        )
+
+    second = make_server(db_path=first.db_path, port=first.port)
+
+    with second.client() as api, EventStream(f"{second.api}/stream", last.id) as resumed:
+        if backend == "kubernetes":
+            # Event IDs are the cluster's resourceVersions and script events are kept as
+            # Events: the new server replays what the client missed, then goes on live.
+            missed = resumed.next(timeout=30)
+            assert (missed.topic, missed.procedure_id) == ("test.went", pid)
+            assert int(missed.id or "") > int(last.id or "")
+            files.with_suffix(".finish").touch()
+            rest = resumed.until_topic("procedure.lifecycle.complete", pid, timeout=60)
+            assert [m.topic for m in rest if not m.topic.startswith("request.")] == [
+                "procedure.lifecycle.complete"
+            ]
+            assert get(api, pid)["state"] == "COMPLETED"
+        else:
+            # By design: the embedded server's events live in its memory, and its runner
+            # died with it. The client is told to resync, and the list says what became of it.
+            assert resumed.next(timeout=30).topic == "stream.resync"
+            assert get(api, pid)["state"] == "FAILED"

@@ -3,8 +3,12 @@
 ``DeviceTestContext(process=True)`` runs a stand-in for the TMC subarray node
 (``ska_mid/tm_subarray_node/1``) in its own process, without a Tango
 database; it counts the ``Abort`` commands it receives. The hook is tested on
-its own (``send_abort``) and through the whole product: REST server, runner
-subprocess, Tango.
+its own (``send_abort``) and through the whole product: REST server, runner,
+Tango. The tests through the REST server run on both backends
+(``both_backends``): on Kubernetes the runner is a Pod of the OET image on the
+host's network, so the device on 127.0.0.1 is reached from inside it, and the
+abort settings a test gives its server reach the operator and its runners
+(tests/k8s/stack.py).
 """
 
 import json
@@ -176,7 +180,7 @@ def running_procedure(server: Server, api: httpx.Client, uri: str, **init_kwargs
     with EventStream(f"{server.api}/stream") as stream:
         pid = create_id(api, uri, **init_kwargs)
         start(api, pid)
-        stream.until_topic("test.running", pid)
+        stream.until_topic("test.running", pid, timeout=60)
     return pid
 
 
@@ -225,6 +229,7 @@ def server_for(make_server: Callable[..., Server]) -> Iterator[ServerFor]:
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_stop_with_abort_aborts_the_subarray_and_says_so(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -233,6 +238,7 @@ def test_stop_with_abort_aborts_the_subarray_and_says_so(
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_stop_with_abort_of_a_script_that_ignores_the_stop_still_aborts_the_subarray(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -243,6 +249,7 @@ def test_stop_with_abort_of_a_script_that_ignores_the_stop_still_aborts_the_suba
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_stop_without_abort_leaves_the_subarray_alone(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -255,6 +262,7 @@ def test_stop_without_abort_leaves_the_subarray_alone(
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 @pytest.mark.parametrize("target", ["refusing", "silent"])
 def test_stop_with_abort_when_the_subarray_cannot_be_reached_still_stops_the_script(
     server_for: ServerFor,
@@ -279,6 +287,7 @@ def test_stop_with_abort_when_the_subarray_cannot_be_reached_still_stops_the_scr
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_stop_with_abort_of_a_procedure_without_subarray_id_says_why_no_abort_was_sent(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -333,6 +342,7 @@ def procedure_in(
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 @pytest.mark.parametrize("state", ["CREATED", "COMPLETED", "FAILED", "STOPPED"])
 def test_stop_with_abort_of_a_procedure_whose_script_is_not_running_is_409_and_aborts_nothing(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str], state: str
@@ -352,6 +362,7 @@ def test_stop_with_abort_of_a_procedure_whose_script_is_not_running_is_409_and_a
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_oet_stop_of_a_created_procedure_explains_itself_and_aborts_nothing(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -390,6 +401,7 @@ def run():
 
 
 @pytest.mark.e2e
+@pytest.mark.both_backends
 def test_stop_with_abort_of_a_hung_init_interrupts_it_and_aborts_the_subarray(
     subarray: Subarray, server_for: ServerFor, script: Callable[[str], str]
 ) -> None:
@@ -399,7 +411,7 @@ def test_stop_with_abort_of_a_hung_init_interrupts_it_and_aborts_the_subarray(
         procedure = create(api, script(HANGS_IN_INIT), init={"kwargs": {"subarray_id": 1}})
         assert procedure["state"] == "INITIALISING"
         pid = pid_of(procedure)
-        stream.until_topic("test.in_init", pid, timeout=20)
+        stream.until_topic("test.in_init", pid, timeout=60)
     before = subarray.aborts
 
     message, stopped = stop_with_abort(api, pid)

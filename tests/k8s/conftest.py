@@ -1,27 +1,18 @@
-"""Fixtures for tests on the real single-node test cluster (marker `k8s`).
+"""Every test under tests/k8s runs on the real single-node test cluster (marker `k8s`).
 
-One cluster per test session (started on first use, stopped at the end of the session, on
-Ctrl-C and on SIGTERM), one namespace per test module. A cluster that cannot start fails the
-tests that need it with the failing component's own error; it is never a skip, and under CI
-(CI=true) the whole run stops at the first such failure.
+The `cluster` and `namespace` fixtures themselves live in tests/k8s/fixtures.py, a plugin
+registered from tests/conftest.py, so the Kubernetes variants in tests/e2e can use them too.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
-from tests.k8s.cluster import Cluster, ClusterError
-from tests.k8s.workloads import Namespace
+from tests.k8s.fixtures import CLUSTER_TEST_TIMEOUT
 
 HERE = Path(__file__).resolve().parent
-CLUSTER_TEST_TIMEOUT = 300
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,46 +26,3 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.k8s)
             if item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(CLUSTER_TEST_TIMEOUT))
-
-
-def _interrupt(signum: int, _frame: FrameType | None) -> None:
-    # pytest unwinds a KeyboardInterrupt through its fixtures' finalizers: the cluster stops.
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Cluster]:
-    """The running test cluster, with its kubectl first on PATH while the session lasts."""
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    instance = Cluster()
-    try:
-        instance.start()
-    except ClusterError as error:
-        instance.stop()
-        if os.environ.get("CI"):
-            pytest.exit(f"the test cluster could not start: {error}", returncode=1)
-        pytest.fail(f"the test cluster could not start: {error}", pytrace=False)
-    saved_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{instance.bin_dir}{os.pathsep}{saved_path}"
-    try:
-        yield instance
-    finally:
-        os.environ["PATH"] = saved_path
-        instance.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    # The session's own cluster leaves nothing behind either.
-    assert instance.leftovers() == {"processes": [], "mounts": []}
-
-
-@pytest.fixture(scope="module")
-def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Namespace]:
-    """A fresh namespace for one test module, deleted afterwards."""
-    name = re.sub(r"[^a-z0-9-]", "-", request.module.__name__.rsplit(".", 1)[-1].lower())[:50]
-    name = f"{name.strip('-')}-{os.getpid()}"
-    cluster.kubectl("create", "namespace", name)
-    space = Namespace(cluster, name)
-    # Pods can be created once the namespace's default ServiceAccount exists.
-    space.wait_for("serviceaccount", "default", lambda _: True, timeout=60)
-    yield space
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)

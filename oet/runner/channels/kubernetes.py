@@ -10,6 +10,12 @@ Every status write is made from a fresh read with its ``resourceVersion``, so
 it never overwrites what the operator wrote meanwhile; a write the domain's
 transition table refuses (the operator already ended the procedure) is
 dropped with a log line.
+
+A runner in a Pod has no supervisor to kill it when its script swallows a
+stop, as the embedded backend's server does. So each stop also starts a
+:class:`~oet.runner.channels.stop_watch.StopWatch`: a script that has not
+stopped after ``stop_grace`` (or whose Abort outlives ``abort_timeout``) is
+ended by the runner itself, the way the embedded server ends it.
 """
 
 import collections
@@ -36,6 +42,7 @@ from oet.kube.events import script_event
 from oet.kube.plain_client import ApiError, PlainClient
 from oet.kube.resource import AbortOutcome, RunnerRef
 from oet.kube.status import RUNNER_TERMINATED, status_patch_for
+from oet.runner.channels.stop_watch import StopWatch
 from oet.script_files import locate_script
 
 S = ProcedureState
@@ -80,6 +87,8 @@ class KubernetesChannel:
         self._lock = threading.Lock()
         self._resource_version = ""
         self.uid = ""
+        self._subarray_id: Any = None
+        self.stop_watch = StopWatch(settings, self.write_status, log)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> "KubernetesChannel":
@@ -156,6 +165,7 @@ class KubernetesChannel:
     def load_command(self, resource: ProcedureResource) -> dict[str, Any]:
         """The runner's first command, made from the Procedure's spec."""
         spec = read_spec(resource)
+        self._subarray_id = spec.init.keyword_args.get("subarray_id")
         allowed = self.settings.allowed_script_dirs()
         try:
             path = str(locate_script(spec.script_uri, allowed))
@@ -209,6 +219,7 @@ class KubernetesChannel:
             self._started = True
             self.write_status(state=S.STOPPING)
             commands.append({"cmd": "stop", "abort": spec.abort})
+            self.stop_watch.start(spec.abort, self._subarray_id)
         return commands
 
     def _watch(self, on_change: Callable[[ProcedureResource | None], list[Any]]) -> None:
@@ -253,6 +264,7 @@ class KubernetesChannel:
         if kind == "event":
             self._publish(message)
         elif kind == "interrupted":
+            self.stop_watch.interrupted()
             self.write_status(state=S.STOPPING)
         elif kind == "state":
             self._report(message)
@@ -276,6 +288,8 @@ class KubernetesChannel:
                     " shutting down); the script was stopped"
                 )
         self.write_status(**change)
+        if state in FINAL_STATES:
+            self.stop_watch.ended()
         if state == S.CREATED:
             with self._lock:
                 self._created = True

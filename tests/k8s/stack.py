@@ -1,0 +1,188 @@
+"""OET whole on the Kubernetes backend, for end-to-end tests that run on both backends.
+
+Why this exists: the end-to-end tests in tests/e2e talk to `oet-rest` over HTTP, with curl
+and with the `oet` command. Their Kubernetes variants need the real thing behind that same
+server: the Procedure CRD and the RBAC of k8s/rbac/ in a namespace, the real operator
+(`oet-operator`, a host process under its own ServiceAccount), runner Jobs in real Pods of the
+OET image, and `oet-rest` with OET_BACKEND=kubernetes under the API's ServiceAccount.
+
+Scripts: the tests name scripts by `file://` URIs of files on this machine (the repo's
+`scripts/` and files they write). Runner Pods use the host network on this same machine, so
+`runner_pod_overrides` mounts those directories into the runner container with hostPath
+volumes at the same absolute paths, and `script_dirs` allows them in the runner and the API
+alike: the same URI names the same file on both backends.
+
+Runner containers run as uid 1000 (never weakened here), and pytest's own temporary
+directories are private to root (mode 0700). So the files tests write for the Kubernetes
+variant live under `script_root`, a directory of this stack owned by uid 1000: the runner can
+read the scripts, and write beside them as the user docs' example scripts do; the tests run
+as root and read and write there too.
+
+Settings a deployment gives the API and the operator alike (`max_procedures`, the abort and
+stop settings) follow the test's server: `make_server(env=...)` calls `configure()`, which
+restarts the operator with them when they change, so its runners abort where the test says.
+
+One stack (namespace, operator) serves a test module; `reset()` makes it as good as new
+between tests (no procedures, runners, events, ID counter or running Lease), so each test
+still gets a fresh `oet-rest` whose first procedure is number 1, as on the embedded backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from oet.api.backends.kubernetes.cluster import ID_COUNTER, RUNNING_LEASE
+from oet.kube.names import procedure_id
+from oet.operator.builders import RUNNER_UID
+from tests.conftest import SCRIPTS
+from tests.k8s.cluster import REPO
+from tests.k8s.oet_operator import SCRIPTS_DIR, Operator, install, runner_overrides
+from tests.k8s.workloads import Namespace
+
+API_RBAC = REPO / "k8s" / "rbac" / "api.yaml"
+SCRIPT_ROOT_PARENT = Path(tempfile.gettempdir())
+"""Where script roots go: /tmp, readable by everyone (pytest's basetemp is not)."""
+OPERATOR_SETTINGS = frozenset(
+    {"OET_MAX_PROCEDURES", "OET_ABORT_FQDN_TEMPLATE", "OET_ABORT_TIMEOUT", "OET_STOP_GRACE"}
+)
+"""Settings a deployment gives the API and the operator alike (one ConfigMap in the chart):
+the operator keeps `max_procedures` and hands the abort and stop settings to the runners."""
+
+
+class KubeStack:
+    """CRD, RBAC, operator and script directories in one namespace; `oet-rest` settings."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        self.script_root = Path(
+            tempfile.mkdtemp(prefix=f"oet-e2e-{namespace.name}-", dir=SCRIPT_ROOT_PARENT)
+        )
+        self.script_root.chmod(0o755)
+        os.chown(self.script_root, RUNNER_UID, RUNNER_UID)
+        self.operator: Operator | None = None
+        self.operator_settings: dict[str, str] = {}
+        self.api_kubeconfig: Path | None = None
+        self._dirty = False
+        self._dirs = 0
+
+    @property
+    def script_dirs(self) -> str:
+        """`script_dirs` for the runner and the API: the repo's scripts and `script_root`."""
+        return f"{SCRIPTS}:{self.script_root}"
+
+    def start(self) -> KubeStack:
+        """Install everything and start the operator; stops what it started if that fails."""
+        try:
+            install(self.namespace)
+            self.namespace.kubectl("apply", "-f", str(API_RBAC))
+            self.api_kubeconfig = self.namespace.service_account_kubeconfig("oet-api")
+            self.configure({})
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def runner_overrides(self) -> dict[str, Any]:
+        """The test cluster's runner Pod settings plus same-path hostPath script mounts."""
+        overrides = runner_overrides(self.namespace)
+        mounts = {"repo-scripts": SCRIPTS, "e2e-scripts": self.script_root}
+        spec = overrides["spec"]
+        spec["volumes"] += [
+            {"name": name, "hostPath": {"path": str(path), "type": "Directory"}}
+            for name, path in mounts.items()
+        ]
+        [runner] = spec["containers"]
+        runner["volumeMounts"] += [
+            {"name": name, "mountPath": str(path), "readOnly": name == "repo-scripts"}
+            for name, path in mounts.items()
+        ]
+        for variable in runner["env"]:
+            if variable["name"] == "OET_SCRIPT_DIRS":
+                variable["value"] = f"{SCRIPTS_DIR}:{self.script_dirs}"
+        return overrides
+
+    def configure(self, settings: dict[str, str]) -> None:
+        """Give the operator (and so its runners) the `OPERATOR_SETTINGS` among `settings`.
+
+        As a deployment's one configuration would: a test that starts its server with, say,
+        `OET_MAX_PROCEDURES=3` or an abort FQDN template gets an operator with the same. The
+        operator is restarted (by PID) only when these differ from what it runs with.
+        """
+        wanted = {k: v for k, v in settings.items() if k in OPERATOR_SETTINGS}
+        if wanted == self.operator_settings and self.operator is not None:
+            return
+        if self.operator is not None:
+            self.operator.stop()
+        overrides = json.dumps(self.runner_overrides())
+        self.operator = Operator(
+            self.namespace, OET_RUNNER_POD_OVERRIDES=overrides, **wanted
+        ).start()
+        self.operator_settings = wanted
+
+    def server_env(self) -> dict[str, str]:
+        """The environment of an `oet-rest` on this stack (marks the stack as used)."""
+        assert self.api_kubeconfig is not None, "start() the stack first"
+        self._dirty = True
+        return {
+            "OET_BACKEND": "kubernetes",
+            "OET_KUBE_NAMESPACE": self.namespace.name,
+            "KUBECONFIG": str(self.api_kubeconfig),
+            "OET_SCRIPT_DIRS": self.script_dirs,
+        }
+
+    def new_script_dir(self) -> Path:
+        """A fresh directory under `script_root` the runner (uid 1000) may read and write."""
+        self._dirs += 1
+        path = self.script_root / f"test-{self._dirs}"
+        path.mkdir(mode=0o755)
+        os.chown(path, RUNNER_UID, RUNNER_UID)
+        return path
+
+    def live_runners(self) -> set[int]:
+        """IDs of the procedures whose runner process is alive (runner Pods run on this host)."""
+        wanted = f"OET_PROCEDURE_NAMESPACE={self.namespace.name}".encode()
+        found = set()
+        for entry in Path("/proc").iterdir():
+            try:
+                if (
+                    not entry.name.isdigit()
+                    or b"oet.runner" not in (entry / "cmdline").read_bytes()
+                ):
+                    continue
+                environ = (entry / "environ").read_bytes().split(b"\0")
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            names = [v for v in environ if v.startswith(b"OET_PROCEDURE_NAME=procedure-")]
+            if wanted in environ and names and state not in ("Z", "X"):
+                found.add(procedure_id(names[0].split(b"=", 1)[1].decode()))
+        return found
+
+    def reset(self) -> None:
+        """Remove every procedure, runner, script event, the ID counter and the Lease.
+
+        Waits until runner Pods are gone, so that nothing of an earlier test still runs or
+        can be mistaken for a new procedure's runner (Job names are per procedure ID).
+        """
+        if not self._dirty:
+            return
+        kubectl = self.namespace.kubectl
+        kubectl("delete", "procedures,jobs,pods", "--all", "--wait=true", "--timeout=120s")
+        kubectl("delete", "events", "--all", "--wait=true")
+        kubectl("delete", f"configmap/{ID_COUNTER}", f"lease/{RUNNING_LEASE}",
+                "--ignore-not-found", "--wait=true")  # fmt: skip
+        self._dirty = False
+
+    def stop(self) -> None:
+        """Remove every runner, stop the operator (by PID) and delete the script files."""
+        with contextlib.suppress(Exception):
+            self.reset()
+        if self.operator is not None:
+            self.operator.stop()
+        shutil.rmtree(self.script_root, ignore_errors=True)
