@@ -49,6 +49,8 @@ S = ProcedureState
 
 TERMINATED = "RunnerTerminated"
 """Reason of a procedure stopped because its runner Pod was told to terminate."""
+STOPPED_ON_REQUEST = "Stopped on request"
+"""How a procedure stopped by a user says it stopped, as on the embedded backend."""
 
 _RETRIES = 5
 _WATCH_SECONDS = 60
@@ -298,6 +300,9 @@ class KubernetesChannel:
                     f"runner Pod {self.pod} was told to terminate (deleted, evicted or its node"
                     " shutting down); the script was stopped"
                 )
+            else:  # the embedded backend's words: how it stopped, then what Abort did
+                done = abort["message"] if abort else None
+                change["message"] = "; ".join(m for m in (STOPPED_ON_REQUEST, done) if m)
         self.write_status(**change)
         if state == S.CREATED:
             with self._lock:

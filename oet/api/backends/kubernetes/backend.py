@@ -47,6 +47,7 @@ from oet.kube.client import api_client, client_configuration, current_namespace
 from oet.kube.events import read_script_event
 from oet.kube.names import procedure_id
 from oet.kube.spec_patches import start_patch, stop_patch
+from oet.script_files import locate_script
 
 log = logging.getLogger(__name__)
 S = ProcedureState
@@ -132,6 +133,9 @@ class KubernetesBackend:
 
     # -- commands -----------------------------------------------------------
     async def create(self, script_uri: str, init: ProcedureInput, run: ProcedureInput) -> Procedure:
+        # The API sees the scripts the runners see (the chart mounts them in both), so a
+        # script that cannot be run is refused here, before an ID or a runner is spent on it.
+        locate_script(script_uri, self.settings.allowed_script_dirs())
         await self._make_room()
         while True:
             floor = max(self._procedures, default=0)
