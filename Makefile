@@ -30,8 +30,8 @@ k8s: cluster-build ## OET on the Kubernetes backend on the test cluster (API on 
 test: lint browser cluster-build ## lint, then run the whole test suite (browser and Kubernetes tests included)
 	$(BIN)/python -m pytest
 
-test-k8s: cluster-build ## run only the tests on the real single-node Kubernetes test cluster
-	$(BIN)/python -m pytest -m k8s tests/k8s
+test-k8s: cluster-build ## run only the tests on the real single-node Kubernetes test cluster (e2e variants too)
+	$(BIN)/python -m pytest -m k8s tests/k8s tests/e2e
 
 cluster-build: install ## build (once, cached) the test cluster's binaries and images
 	nice -n 10 $(BIN)/python k8s/testenv/prepare.py >/dev/null

@@ -8,6 +8,15 @@ real test cluster with the real operator and runner Pods (tests/k8s/stack.py), m
 
     pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
+    @pytest.mark.embedded_only("runner processes are Pods on Kubernetes")
+    def test_a_killed_runner_process_...
+
+A test in such a module marked `embedded_only(why)` keeps only its embedded run: what it
+checks does not exist on Kubernetes (an embedded-only setting, the runner as a child
+process, SQLite). The reason is required, so every exception says why. On one case of a
+parametrised test (`first_also_on_kubernetes`) it keeps that case off Kubernetes, when
+the cases differ only in what the REST layer or the CLI parses.
+
 The `backend` fixture says which one a test runs on; unmarked tests run on the embedded
 backend only. On Kubernetes one stack (namespace and operator) serves a module and is reset
 between tests, and each test gets its own `oet-rest`, so tests see a fresh server either way.
@@ -16,7 +25,7 @@ between tests, and each test gets its own `oet-rest`, so tests see a fresh serve
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -34,10 +43,29 @@ BACKENDS = [
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrise `backend` for tests marked `both_backends`."""
-    if metafunc.definition.get_closest_marker("both_backends") and (
-        "backend" in metafunc.fixturenames
-    ):
-        metafunc.parametrize("backend", BACKENDS, indirect=True)
+    definition = metafunc.definition
+    if not definition.get_closest_marker("both_backends") or "backend" not in metafunc.fixturenames:
+        return
+    embedded_only = definition.get_closest_marker("embedded_only")
+    if embedded_only is not None:
+        assert embedded_only.args, f"{definition.nodeid}: say why it is embedded_only(...)"
+        return
+    metafunc.parametrize("backend", BACKENDS, indirect=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the Kubernetes runs of parameters marked `embedded_only` (pytest.param)."""
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_kubernetes = callspec is not None and callspec.params.get("backend") == "kubernetes"
+        if on_kubernetes and item.get_closest_marker("embedded_only"):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture
@@ -56,3 +84,17 @@ def kube_stack(namespace: Namespace) -> Iterator[KubeStack]:
         yield stack
     finally:
         stack.stop()
+
+
+def first_also_on_kubernetes(cases: list[Any], why: str) -> list[Any]:
+    """Cases for `pytest.mark.parametrize` of which only the first runs on Kubernetes too.
+
+    For cases that differ only in what the REST layer or the CLI parses, before any
+    backend is involved: one is enough to show the backend answers alike.
+    """
+    rest = [
+        pytest.param(*(case if isinstance(case, tuple) else (case,)),
+                     marks=pytest.mark.embedded_only(why))
+        for case in cases[1:]
+    ]  # fmt: skip
+    return [cases[0], *rest]

@@ -199,8 +199,13 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
 
     A runner names itself ``oet-runner-<id>`` once it loads its procedure; the
     idle spares the server keeps ready are left out, unless ``spares``.
+
+    On the Kubernetes backend the runners are the processes of the runner
+    Pods of the server's namespace (on this same machine), not its children.
     """
     assert server.process is not None
+    if server.env.get("OET_BACKEND") == "kubernetes":
+        return _pod_runner_pids(server.env["OET_KUBE_NAMESPACE"])
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -214,6 +219,23 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         loaded = comm.startswith("oet-runner-")
         if ppid == server.process.pid and b"oet.runner" in cmdline and (loaded or spares):
+            found.add(int(entry.name))
+    return found
+
+
+def _pod_runner_pids(namespace: str) -> set[int]:
+    """Host PIDs of the runners in runner Pods of ``namespace`` (found by their environment)."""
+    wanted = f"OET_PROCEDURE_NAMESPACE={namespace}".encode()
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"oet.runner" in cmdline and wanted in environ:
             found.add(int(entry.name))
     return found
 

@@ -33,15 +33,30 @@ def _interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+SCRIPTS = REPO / "scripts"
+SCRIPT_DIRS = f"/scripts:{SCRIPTS}"
+"""The image's scripts and this checkout's, for the API and the runners alike."""
+
+
 def _runner_overrides(cluster: Cluster) -> str:
-    """What runner Pods need on the test cluster, as `runner_pod_overrides`."""
+    """What runner Pods need on the test cluster, as `runner_pod_overrides`.
+
+    Runners see this checkout's `scripts/` at its own path, and start in the directory the
+    API starts in, so `file://scripts/hello_world.py` (the user docs' relative form) names
+    the same file for the API, which checks it at create, and for the runner, which runs it.
+    """
     values = cluster_values()
-    env = {**values["env"], "KUBERNETES_SERVICE_PORT": str(cluster.ports["apiserver"])}
+    env = {**values["env"], "KUBERNETES_SERVICE_PORT": str(cluster.ports["apiserver"]),
+           "OET_SCRIPT_DIRS": SCRIPT_DIRS}  # fmt: skip
     return json.dumps({"spec": {
         "hostNetwork": values["hostNetwork"],
         "tolerations": values["tolerations"],
-        "containers": [{"name": "runner",
-                        "env": [{"name": k, "value": v} for k, v in env.items()]}],
+        "volumes": [{"name": "checkout-scripts",
+                     "hostPath": {"path": str(SCRIPTS), "type": "Directory"}}],
+        "containers": [{"name": "runner", "workingDir": str(REPO),
+                        "env": [{"name": k, "value": v} for k, v in env.items()],
+                        "volumeMounts": [{"name": "checkout-scripts", "mountPath": str(SCRIPTS),
+                                          "readOnly": True}]}],
     }})  # fmt: skip
 
 
@@ -75,7 +90,8 @@ def main() -> None:
                "OET_RUNNER_POD_OVERRIDES": _runner_overrides(cluster)}  # fmt: skip
         processes.append(_start([str(BIN / "oet-operator")], env, cluster.dir / "operator.log"))
         config = cluster.service_account_kubeconfig(NAMESPACE, "oet-api")
-        env = {**base, "KUBECONFIG": str(config), "OET_BACKEND": "kubernetes"}
+        env = {**base, "KUBECONFIG": str(config), "OET_BACKEND": "kubernetes",
+               "OET_SCRIPT_DIRS": SCRIPT_DIRS}  # fmt: skip
         rest = [str(BIN / "oet-rest"), "--port", str(port)]
         processes.append(_start(rest, env, cluster.dir / "rest.log"))
         url = f"http://127.0.0.1:{port}/api/v1.0/procedures"
@@ -95,6 +111,7 @@ def main() -> None:
             f"  operator:    running (logs in {cluster.dir})\n"
             f"  REST API:    {url}  (logs in {cluster.dir})\n"
             f"  export OET_REST_URI={url}\n"
+            f"  oet create file://scripts/hello_world.py\n"
             f"  oet list\n"
             f"  kubectl -n {NAMESPACE} get procedures\n",
             flush=True,

@@ -18,7 +18,7 @@ from tests.commands import OET, Follower, data_of, run_installed
 from tests.conftest import Server, free_port, wait_for
 from tests.procedures import written_json
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 
 HELLO = "file://scripts/hello_world.py"
@@ -69,12 +69,12 @@ def state_becomes(api: httpx.Client, pid: int, state: str) -> None:
     wait_for(lambda: procedure(api, pid)["state"] == state, 20, f"procedure {pid} {state}")
 
 
-def recording_script(script: Callable[[str], str], tmp_path: Path, forever: bool) -> str:
-    return script(RECORDS_CALLS.format(out=str(tmp_path / "calls"), forever=forever))
+def recording_script(script: Callable[[str], str], script_dir: Path, forever: bool) -> str:
+    return script(RECORDS_CALLS.format(out=str(script_dir / "calls"), forever=forever))
 
 
-def recorded(tmp_path: Path, method: str) -> Any:
-    path = (tmp_path / "calls").with_suffix(f".{method}")
+def recorded(script_dir: Path, method: str) -> Any:
+    path = (script_dir / "calls").with_suffix(f".{method}")
     return written_json(path, f"the script's {method}() to be called")
 
 
@@ -90,20 +90,20 @@ def test_create_prints_the_new_procedure_as_one_created_row(oet: Oet) -> None:
 
 
 def test_create_calls_init_with_positional_args_and_literal_keyword_values(
-    oet: Oet, api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
-    uri = recording_script(script, tmp_path, forever=False)
+    uri = recording_script(script, script_dir, forever=False)
     oet.ok("create", uri, "hello", "--subarray_id=3", "42", "--verbose=true", "--x=[1,2]", "--dry")
     expected = {"subarray_id": 3, "verbose": "true", "x": [1, 2], "dry": True}
-    assert recorded(tmp_path, "init") == [["hello", 42], expected]
+    assert recorded(script_dir, "init") == [["hello", 42], expected]
     assert procedure(api, 1)["script_args"]["init"] == {"args": ["hello", 42], "kwargs": expected}
 
 
 def test_create_gives_init_subarray_id_1_by_default(
-    oet: Oet, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, script: Callable[[str], str], script_dir: Path
 ) -> None:
-    oet.ok("create", recording_script(script, tmp_path, forever=False))
-    assert recorded(tmp_path, "init") == [[], {"subarray_id": 1}]
+    oet.ok("create", recording_script(script, script_dir, forever=False))
+    assert recorded(script_dir, "init") == [[], {"subarray_id": 1}]
 
 
 def test_create_of_a_missing_script_is_one_line_and_exit_1(oet: Oet) -> None:
@@ -154,25 +154,25 @@ def test_list_of_an_unknown_pid_is_the_servers_404_in_one_line(oet: Oet) -> None
 
 
 def test_start_without_pid_starts_the_last_created_procedure(
-    oet: Oet, api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
     oet.ok("create", HELLO)
-    oet.ok("create", recording_script(script, tmp_path, forever=False))
+    oet.ok("create", recording_script(script, script_dir, forever=False))
     row = oet.ok("start").splitlines()[1].split()
     assert row[0] == "2"
     assert row[-1] == "RUNNING"
-    assert recorded(tmp_path, "run") == [[], {}]
+    assert recorded(script_dir, "run") == [[], {}]
     state_becomes(api, 2, "COMPLETED")
     assert procedure(api, 1)["state"] == "CREATED"
 
 
 def test_start_pid_passes_interleaved_run_arguments(
-    oet: Oet, api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
-    oet.ok("create", recording_script(script, tmp_path, forever=False))
+    oet.ok("create", recording_script(script, script_dir, forever=False))
     oet.ok("create", HELLO)
     oet.ok("start", "--pid=1", "bob", "--simulate=false", "--scan_duration=14.0", "3")
-    assert recorded(tmp_path, "run") == [["bob", 3], {"simulate": "false", "scan_duration": 14.0}]
+    assert recorded(script_dir, "run") == [["bob", 3], {"simulate": "false", "scan_duration": 14.0}]
     state_becomes(api, 1, "COMPLETED")
     assert procedure(api, 2)["state"] == "CREATED"
 
@@ -184,9 +184,9 @@ def test_start_with_nothing_created_is_one_line_and_exit_1(oet: Oet) -> None:
 
 
 def test_starting_a_second_procedure_while_one_runs_is_refused(
-    oet: Oet, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, script: Callable[[str], str], script_dir: Path
 ) -> None:
-    oet.ok("create", recording_script(script, tmp_path, forever=True))
+    oet.ok("create", recording_script(script, script_dir, forever=True))
     oet.ok("create", HELLO)
     oet.ok("start", "--pid=1")
     result = oet("start", "--pid=2")
@@ -199,12 +199,12 @@ def test_starting_a_second_procedure_while_one_runs_is_refused(
 
 
 def test_stop_without_pid_stops_the_running_procedure_and_reports_the_failed_abort(
-    oet: Oet, api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    oet: Oet, api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
-    oet.ok("create", recording_script(script, tmp_path, forever=True), "--subarray_id=2")
+    oet.ok("create", recording_script(script, script_dir, forever=True), "--subarray_id=2")
     oet.ok("create", HELLO)
     oet.ok("start", "--pid=1")
-    recorded(tmp_path, "run")
+    recorded(script_dir, "run")
     message = oet.ok("stop")
     # no Tango device answers here: the stop happens, the abort cannot
     assert message.startswith("Stopped script with ID 1, but subarray activity was not aborted")
@@ -216,11 +216,11 @@ def test_stop_without_pid_stops_the_running_procedure_and_reports_the_failed_abo
 
 @pytest.mark.parametrize("flag", ["--no-run_abort", "--no-run-abort"])
 def test_stop_without_run_abort_only_stops_the_script(
-    oet: Oet, api: httpx.Client, script: Callable[[str], str], tmp_path: Path, flag: str
+    oet: Oet, api: httpx.Client, script: Callable[[str], str], script_dir: Path, flag: str
 ) -> None:
-    oet.ok("create", recording_script(script, tmp_path, forever=True))
+    oet.ok("create", recording_script(script, script_dir, forever=True))
     oet.ok("start")
-    recorded(tmp_path, "run")
+    recorded(script_dir, "run")
     assert oet.ok("stop", "--pid=1", flag) == "Successfully stopped script with ID 1\n"
     assert procedure(api, 1)["state"] == "STOPPED"
     assert "Abort" not in procedure(api, 1)["history"]["reason"]
@@ -326,6 +326,7 @@ def test_listen_prints_events_as_they_happen_and_exits_0_on_ctrl_c(
     assert "\nevent: procedure.lifecycle.started\n" in output
 
 
+@pytest.mark.embedded_only("on Kubernetes event IDs outlive a restart: nothing to resync")
 def test_listen_carries_on_across_a_server_restart_and_says_it_resynced(
     make_server: Callable[..., Server],
 ) -> None:

@@ -11,11 +11,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.backends import first_also_on_kubernetes
 from tests.commands import OET, Follower, data_of, run_installed
 from tests.conftest import Server
 from tests.procedures import ANNOUNCES_THEN_SLEEPS, create_id, get, start, wait_for_state
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 HELLO = "file://scripts/hello_world.py"
 RECORDS = """\
@@ -39,16 +40,16 @@ def oet_ok(*args: str) -> str:
 
 
 def test_every_documented_option_works_in_its_name_equals_value_form(
-    server: Server, api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    server: Server, api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
     url = f"--server-url={server.procedures}"
-    recorder = script(RECORDS.format(out=str(tmp_path / "calls")))
+    recorder = script(RECORDS.format(out=str(script_dir / "calls")))
 
     # create: server-url, script-uri, args, kwargs (-subarray_id=1 as the docs' table spells it)
     assert " CREATED" in oet_ok("create", url, recorder, "hello", "-subarray_id=2")
-    assert (tmp_path / "calls.init").read_text() == '[["hello"], {"subarray_id": 2}]'
+    assert (script_dir / "calls.init").read_text() == '[["hello"], {"subarray_id": 2}]'
     assert " CREATED" in oet_ok("create", url, f"--script-uri={recorder}", "bye")
-    assert (tmp_path / "calls.init").read_text() == '[["bye"], {"subarray_id": 1}]'
+    assert (script_dir / "calls.init").read_text() == '[["bye"], {"subarray_id": 1}]'
     assert " CREATED" in oet_ok("create", f"--server_url={server.procedures}", HELLO)
 
     # list: server-url, pid
@@ -57,7 +58,7 @@ def test_every_documented_option_works_in_its_name_equals_value_form(
     # start: server-url, pid, args, kwargs
     assert " RUNNING" in oet_ok("start", url, "--pid=2", "bob", "--simulate=false")
     wait_for_state(api, 2, "COMPLETED")
-    assert (tmp_path / "calls.run").read_text() == '[["bob"], {"simulate": "false"}]'
+    assert (script_dir / "calls.run").read_text() == '[["bob"], {"simulate": "false"}]'
 
     # describe: server-url, pid
     assert f"{server.procedures}/2" in oet_ok("describe", url, "--pid=2")
@@ -82,7 +83,11 @@ STOP_FORMS = [
 ]
 
 
-@pytest.mark.parametrize(("option", "aborts"), STOP_FORMS, ids=[f for f, _ in STOP_FORMS])
+@pytest.mark.parametrize(
+    ("option", "aborts"),
+    first_also_on_kubernetes(STOP_FORMS, "the CLI parses the forms; one shows the stop"),
+    ids=[f for f, _ in STOP_FORMS],
+)
 def test_stop_takes_run_abort_in_every_documented_form(
     server: Server, api: httpx.Client, script: Callable[[str], str], option: str, aborts: bool
 ) -> None:
@@ -202,7 +207,12 @@ def test_listen_raw_prints_the_sse_lines_with_the_fields_at_the_top(server: Serv
 # -- the server's address ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("form", ["{base}", "{base}/", "{api}", "{api}/procedures"])
+@pytest.mark.parametrize(
+    "form",
+    first_also_on_kubernetes(
+        ["{base}", "{base}/", "{api}", "{api}/procedures"], "the CLI reads the address"
+    ),
+)
 def test_the_server_url_may_be_the_host_the_api_or_the_procedures(
     server: Server, form: str
 ) -> None:

@@ -18,10 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.backends import first_also_on_kubernetes
 from tests.conftest import Server
 from tests.procedures import QUICK, SLEEPER, create_id, run_until, start, state_of, stop
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 MiB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -123,11 +124,11 @@ def test_stopping_a_procedure_twice_is_409(api: httpx.Client, script: Callable[[
 
 
 def test_a_missing_script_is_400_naming_the_path_and_creates_nothing(
-    api: httpx.Client, script: Callable[[str], str], tmp_path: Path
+    api: httpx.Client, script: Callable[[str], str], script_dir: Path
 ) -> None:
     create_id(api, script(QUICK))
     before = api.get("/procedures").json()
-    missing = tmp_path / "no_such_dir" / "observe.py"
+    missing = script_dir / "no_such_dir" / "observe.py"
 
     response = api.post("/procedures", json={"script_uri": f"file://{missing}"})
 
@@ -204,9 +205,10 @@ def test_a_body_at_the_size_limit_is_accepted(
 
 # Python's json reads these as nan/inf, which no JSON response can carry.
 NOT_FINITE = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+PARSED_BEFORE_BACKEND = "the REST layer refuses them all alike before any backend sees them"
 
 
-@pytest.mark.parametrize("constant", NOT_FINITE)
+@pytest.mark.parametrize("constant", first_also_on_kubernetes(NOT_FINITE, PARSED_BEFORE_BACKEND))
 def test_numbers_json_cannot_carry_are_refused_at_create_and_the_list_stays_readable(
     api: httpx.Client, script: Callable[[str], str], constant: str
 ) -> None:
@@ -222,7 +224,7 @@ def test_numbers_json_cannot_carry_are_refused_at_create_and_the_list_stays_read
     assert listed.json() == {"procedures": []}
 
 
-@pytest.mark.parametrize("constant", NOT_FINITE)
+@pytest.mark.parametrize("constant", first_also_on_kubernetes(NOT_FINITE, PARSED_BEFORE_BACKEND))
 def test_numbers_json_cannot_carry_are_refused_at_start_and_start_nothing(
     api: httpx.Client, script: Callable[[str], str], constant: str
 ) -> None:

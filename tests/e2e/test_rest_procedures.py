@@ -34,7 +34,7 @@ from tests.procedures import (
     wait_for_state,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 RECORDER = """
 import json
@@ -542,6 +542,9 @@ def test_a_script_that_exits_the_runner_fails_with_the_exit_code(
     assert "exited with code 3" in failed["history"]["reason"]
 
 
+@pytest.mark.embedded_only(
+    "a runner is a child process here; Pod and container deaths: tests/k8s/test_operator.py"
+)
 def test_a_killed_runner_fails_its_procedure_with_the_signal(
     api: httpx.Client, server: Server, script: Callable[[str], str]
 ) -> None:
@@ -554,6 +557,7 @@ def test_a_killed_runner_fails_its_procedure_with_the_signal(
     assert "signal 9" in failed["history"]["reason"]
 
 
+@pytest.mark.embedded_only("stop_grace is the server's setting here, the operator's on Kubernetes")
 def test_a_script_that_swallows_the_stop_is_killed_after_the_grace_period(
     make_server: Callable[..., Server], script: Callable[[str], str]
 ) -> None:

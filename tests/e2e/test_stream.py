@@ -16,7 +16,7 @@ from tests.conftest import Server
 from tests.procedures import ANNOUNCES_THEN_SLEEPS, QUICK, SLEEPER, create_id, start, stop
 from tests.sse import EventStream, Message
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 CREATED = "procedure.lifecycle.created"
 STARTED = "procedure.lifecycle.started"
@@ -262,6 +262,9 @@ def test_last_event_id_older_than_the_buffer_gives_a_resync_event_first(
         assert client.received == [resync, live]
 
 
+@pytest.mark.embedded_only(
+    "on Kubernetes an ID ahead of a replica may be another replica's: docs/kubernetes.md"
+)
 def test_last_event_id_from_the_future_gives_a_resync_event_first(
     api: httpx.Client, stream: EventStream, server: Server
 ) -> None:
@@ -275,6 +278,7 @@ def test_last_event_id_from_the_future_gives_a_resync_event_first(
         assert client.received == [resync, live]
 
 
+@pytest.mark.embedded_only("on Kubernetes event IDs outlive a restart: nothing to resync")
 def test_last_event_id_from_before_a_server_restart_gives_a_resync_event(
     make_server: Callable[..., Server],
 ) -> None:

@@ -16,7 +16,7 @@ from tests.conftest import Server
 from tests.procedures import create_id, start
 from tests.sse import EventStream
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.both_backends]
 
 PUBLISHERS = {
     "pubsub": "from pubsub import pub\n\ndef run():\n    pub.sendMessage({arguments})\n",
@@ -74,6 +74,8 @@ def test_a_scripts_own_msg_src_is_the_one_on_the_stream(
 @pytest.mark.parametrize("publisher", PUBLISHERS)
 def test_a_keyword_named_like_an_oet_field_never_overwrites_it_and_is_kept_in_payload(
     server: Server,
+    backend: str,
+    request: pytest.FixtureRequest,
     api: httpx.Client,
     stream: EventStream,
     script: Callable[[str], str],
@@ -99,8 +101,12 @@ def test_a_keyword_named_like_an_oet_field_never_overwrites_it_and_is_kept_in_pa
         "payload": [1],
         "note": "kept",
     }
-    # and the server's log says so, once, for the script's author
-    log = server.log.read_text()
+    # and the runner's log says so, once, for the script's author: on the embedded backend
+    # that is the server's log, on Kubernetes the runner Pod's
+    if backend == "kubernetes":
+        log = request.getfixturevalue("kube_stack").runner_log(pid)
+    else:
+        log = server.log.read_text()
     assert "event 'user.clash' uses id, payload, procedure_id, source, time, topic" in log
 
 

@@ -31,10 +31,15 @@ from oet.domain import FINAL_STATES, ProcedureState
 from oet.kube import GROUP, PLURAL, VERSION, from_custom_resource, procedure_name, status_for
 from oet.kube.events import script_event
 from oet.kube.resource import AbortOutcome, DesiredState, read_spec
-from tests.conftest import Server
+from tests.conftest import SCRIPTS, Server
 from tests.k8s.cluster import REPO, Cluster
 
 CRD = REPO / "crds" / "procedure.yaml"
+STAND_IN_SCRIPTS = Path(__file__).resolve().parent / "scripts"
+"""Scripts the API tests create procedures from: the API checks they exist, as it does for
+real runners; the stand-in never runs them (a name containing ``quick`` completes)."""
+LONG = f"file://{STAND_IN_SCRIPTS}/observe.py"
+QUICK = f"file://{STAND_IN_SCRIPTS}/quick.py"
 API_RBAC = REPO / "k8s" / "rbac" / "api.yaml"
 S = ProcedureState
 
@@ -69,6 +74,7 @@ def start_kube_server(
         "OET_KUBE_NAMESPACE": namespace,
         "KUBECONFIG": str(kubeconfig),
         "OET_CREATE_WAIT": "30",
+        "OET_SCRIPT_DIRS": f"{SCRIPTS}:{STAND_IN_SCRIPTS}",
         **{f"OET_{k.upper()}": v for k, v in settings.items()},
     }
     server: Server = make_server(env=env, db_path=tmp_path / "unused.sqlite3", port=port)

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from oet.api.backends.kubernetes.cluster import ID_COUNTER, RUNNING_LEASE
-from oet.kube.names import procedure_id
+from oet.kube.names import procedure_id, runner_labels
 from oet.operator.builders import RUNNER_UID
 from tests.conftest import SCRIPTS
 from tests.k8s.cluster import REPO
@@ -98,6 +98,9 @@ class KubeStack:
             for name, path in mounts.items()
         ]
         [runner] = spec["containers"]
+        # The API starts in the repo (tests.conftest.Server): relative `file://scripts/x.py`
+        # URIs, the user docs' form, must name the same file for the runner.
+        runner["workingDir"] = str(REPO)
         runner["volumeMounts"] += [
             {"name": name, "mountPath": str(path), "readOnly": name == "repo-scripts"}
             for name, path in mounts.items()
@@ -164,6 +167,11 @@ class KubeStack:
                 found.add(procedure_id(names[0].split(b"=", 1)[1].decode()))
         return found
 
+    def runner_log(self, pid: int) -> str:
+        """What the runner of procedure ``pid`` logged (its Pod's log)."""
+        selector = ",".join(f"{k}={v}" for k, v in runner_labels(pid).items())
+        return str(self.namespace.kubectl("logs", "-l", selector, "--tail=-1").stdout)
+
     def reset(self) -> None:
         """Remove every procedure, runner, script event, the ID counter and the Lease.
 
@@ -173,8 +181,9 @@ class KubeStack:
         if not self._dirty:
             return
         kubectl = self.namespace.kubectl
-        kubectl("delete", "procedures,jobs,pods", "--all", "--wait=true", "--timeout=120s")
-        kubectl("delete", "events", "--all", "--wait=true")
+        # Runners of the last test need not stop gracefully: a second is enough.
+        kubectl("delete", "procedures,jobs,pods,events", "--all", "--grace-period=1",
+                "--wait=true", "--timeout=120s")  # fmt: skip
         kubectl("delete", f"configmap/{ID_COUNTER}", f"lease/{RUNNING_LEASE}",
                 "--ignore-not-found", "--wait=true")  # fmt: skip
         self._dirty = False

@@ -17,15 +17,20 @@ import httpx
 import pytest
 
 from tests.conftest import Server, wait_for
-from tests.k8s.api import StandInProcess, prepare_namespace, runner_stand_in, start_kube_server
+from tests.k8s.api import (
+    LONG,
+    QUICK,
+    StandInProcess,
+    prepare_namespace,
+    runner_stand_in,
+    start_kube_server,
+)
 from tests.k8s.cluster import Cluster
 from tests.procedures import create, get, pid_of, start, stop
 from tests.prometheus import parse_samples
 from tests.sse import EventStream
 
 _names = itertools.count()
-LONG = "file:///scripts/observe.py"
-QUICK = "file:///scripts/quick.py"
 
 
 class Space:

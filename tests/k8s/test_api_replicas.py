@@ -17,13 +17,18 @@ import httpx
 import pytest
 
 from tests.conftest import Server, wait_for
-from tests.k8s.api import StandInProcess, prepare_namespace, runner_stand_in, start_kube_server
+from tests.k8s.api import (
+    LONG,
+    QUICK,
+    StandInProcess,
+    prepare_namespace,
+    runner_stand_in,
+    start_kube_server,
+)
 from tests.k8s.cluster import Cluster
 from tests.procedures import create, pid_of, start, wait_for_state
 from tests.sse import EventStream, Message
 
-LONG = "file:///scripts/observe.py"
-QUICK = "file:///scripts/quick.py"
 _names = iter(range(1000))
 
 

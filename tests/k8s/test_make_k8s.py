@@ -66,7 +66,7 @@ def test_make_k8s_serves_oet_and_kubectl_as_printed_and_ctrl_c_stops_everything(
                 assert done.returncode == 0, f"oet {' '.join(args)}: {done.stderr}"
                 return done.stdout
 
-            assert "CREATED" in oet("create", "file:///scripts/hello_world.py", "--subarray_id=1")
+            assert "CREATED" in oet("create", "file://scripts/hello_world.py", "--subarray_id=1")
             assert "COMPLETED" in oet("start", "--wait", "Ada")
             kubectl = re.search(r"PATH=(\S+?):\$PATH", text)
             binaries = f"{kubectl[1]}{os.pathsep}" if kubectl else ""
@@ -78,9 +78,7 @@ def test_make_k8s_serves_oet_and_kubectl_as_printed_and_ctrl_c_stops_everything(
                 timeout=60,
                 check=True,
             ).stdout
-            assert re.search(
-                r"procedure-1\s+1\s+file:///scripts/hello_world.py\s+COMPLETED", listed
-            )
+            assert re.search(r"procedure-1\s+1\s+file://scripts/hello_world.py\s+COMPLETED", listed)
         finally:
             os.killpg(make.pid, signal.SIGINT)  # Ctrl-C
             make.wait(180)

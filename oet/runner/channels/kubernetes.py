@@ -47,6 +47,9 @@ from oet.script_files import locate_script
 
 S = ProcedureState
 
+STOPPED_ON_REQUEST = "Stopped on request"
+"""How a procedure stopped by a user says it stopped, as on the embedded backend."""
+
 _RETRIES = 5
 _WATCH_SECONDS = 60
 
@@ -287,6 +290,9 @@ class KubernetesChannel:
                     f"runner Pod {self.pod} was told to terminate (deleted, evicted or its node"
                     " shutting down); the script was stopped"
                 )
+            else:  # the embedded backend's words: how it stopped, then what Abort did
+                done = abort["message"] if abort else None
+                change["message"] = "; ".join(m for m in (STOPPED_ON_REQUEST, done) if m)
         self.write_status(**change)
         if state in FINAL_STATES:
             self.stop_watch.ended()

@@ -47,6 +47,7 @@ from oet.kube.client import api_client, client_configuration, current_namespace
 from oet.kube.events import read_script_event
 from oet.kube.names import procedure_id
 from oet.kube.spec_patches import start_patch, stop_patch
+from oet.script_files import locate_script
 
 log = logging.getLogger(__name__)
 S = ProcedureState
@@ -67,6 +68,10 @@ HOLD_SCRIPT_EVENTS = 1.0
 """Seconds a script event may wait for its procedure's state change to be seen first."""
 
 
+_Waiter = tuple[Callable[[Procedure], bool], "asyncio.Future[Procedure | None]"]
+"""A request waiting for a procedure's change: what it waits for, and its answer."""
+
+
 def _rv(item: Item) -> int:
     return int(item.get("metadata", {}).get("resourceVersion") or 0)
 
@@ -83,7 +88,7 @@ class KubernetesBackend:
         self.cluster = Cluster(client, self.namespace)
         self._procedures: dict[int, Procedure] = {}
         self._resources: dict[int, Item] = {}
-        self._changed: dict[int, asyncio.Event] = {}
+        self._waiters: dict[int, list[_Waiter]] = {}
         self._held: dict[int, list[Event]] = {}
         self._followers = [
             Follower("procedures", client, self.cluster.list_procedures,
@@ -132,6 +137,9 @@ class KubernetesBackend:
 
     # -- commands -----------------------------------------------------------
     async def create(self, script_uri: str, init: ProcedureInput, run: ProcedureInput) -> Procedure:
+        # The API sees the scripts the runners see (the chart mounts them in both), so a
+        # script that cannot be run is refused here, before an ID or a runner is spent on it.
+        locate_script(script_uri, self.settings.allowed_script_dirs())
         await self._make_room()
         while True:
             floor = max(self._procedures, default=0)
@@ -160,8 +168,11 @@ class KubernetesBackend:
         except ApiException as exc:
             await asyncio.to_thread(self.cluster.release_running_lease, pid)
             raise _error(exc, f"Procedure {pid} could not be started") from None
-        await self._wait_until(pid, lambda p: p.state != S.CREATED, self.settings.create_wait)
-        return self.get(pid)
+        started = await self._wait_until(
+            pid, lambda p: p.state != S.CREATED, self.settings.create_wait
+        )
+        # As the runner first answered: RUNNING, even if a quick script has completed since.
+        return started or self.get(pid)
 
     async def stop(self, pid: int, abort: bool) -> str:
         procedure = self.get(pid)
@@ -306,21 +317,33 @@ class KubernetesBackend:
 
     # -- waiting ------------------------------------------------------------
     def _notify(self, pid: int) -> None:
-        if changed := self._changed.pop(pid, None):
-            changed.set()
+        """Hand this version of ``pid`` (None once gone) to every waiter it satisfies."""
+        procedure = self._procedures.get(pid)
+        for done, answer in self._waiters.get(pid, []):
+            if not answer.done() and (procedure is None or done(procedure)):
+                answer.set_result(procedure)
 
     async def _wait_until(
         self, pid: int, done: Callable[[Procedure], bool], timeout: float
-    ) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while (procedure := self._procedures.get(pid)) is not None and not done(procedure):
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            changed = self._changed.setdefault(pid, asyncio.Event())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), remaining)
+    ) -> Procedure | None:
+        """The first version of ``pid`` that is ``done`` (None if it went), or, after
+        ``timeout``, the current one: each version the watch delivers is checked, so a state
+        passed through quickly (RUNNING on the way to COMPLETED) is still seen."""
+        procedure = self._procedures.get(pid)
+        if procedure is None or done(procedure):
+            return procedure
+        answer: asyncio.Future[Procedure | None] = asyncio.get_running_loop().create_future()
+        waiter = (done, answer)
+        self._waiters.setdefault(pid, []).append(waiter)
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            return self._procedures.get(pid)
+        finally:
+            waiters = self._waiters.get(pid, [])
+            waiters.remove(waiter)
+            if not waiters:
+                self._waiters.pop(pid, None)
 
 
 def _error(exc: ApiException, what: str) -> Exception:
