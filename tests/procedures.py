@@ -198,7 +198,8 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
     """The runner subprocesses of ``server`` running a procedure, found through /proc.
 
     A runner names itself ``oet-runner-<id>`` once it loads its procedure; the
-    idle spares the server keeps ready are left out, unless ``spares``.
+    idle spares the server keeps ready are left out, unless ``spares``. The
+    zygote the spares are forked from (``oet-zygote``) is not a runner.
     """
     assert server.process is not None
     found = set()
@@ -213,7 +214,13 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         loaded = comm.startswith("oet-runner-")
-        if ppid == server.process.pid and b"oet.runner" in cmdline and (loaded or spares):
+        zygote = comm.strip() == "oet-zygote"
+        if (
+            ppid == server.process.pid
+            and b"oet.runner" in cmdline
+            and (loaded or spares)
+            and not zygote
+        ):
             found.add(int(entry.name))
     return found
 
