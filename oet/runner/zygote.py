@@ -27,12 +27,11 @@ gc.disable()  # until the fork: a collection would leave holes that runners' obj
 import os  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 _REQUEST_SIZE = 64
 
 
-def _become_runner(control: socket.socket, fds: list[int], name: str) -> None:
+def _become_runner(control: socket.socket, fds: list[int]) -> None:
     """In the forked runner: take the given stdio, look like a fresh runner, run, exit."""
     code = 1
     try:
@@ -46,7 +45,10 @@ def _become_runner(control: socket.socket, fds: list[int], name: str) -> None:
         from oet.runner.channels.stdio import StdioChannel
         from oet.runner.process import run_procedure
 
-        name_process(name)  # a spare looks like one started on its own
+        # Held until the server has taken this runner in (it writes one newline):
+        # only then may it look like a spare, ready to be handed a procedure.
+        os.read(0, 1)
+        name_process(runner_main.SPARE_NAME)  # as a runner started on its own names itself
         sys.argv = [runner_main.__file__ or "oet-runner"]
         # What ``python -m oet.runner`` runs, without argparse: parsing would write to
         # megabytes of pages shared with the zygote, and a runner has no options here.
@@ -56,7 +58,7 @@ def _become_runner(control: socket.socket, fds: list[int], name: str) -> None:
         os._exit(code)
 
 
-def _fork_runner(control: socket.socket, fds: list[int], name: str) -> int:
+def _fork_runner(control: socket.socket, fds: list[int]) -> int:
     """Fork a runner that is re-parented to the server; return its process ID."""
     read, write = os.pipe()
     middle = os.fork()
@@ -67,7 +69,7 @@ def _fork_runner(control: socket.socket, fds: list[int], name: str) -> int:
             runner = os.fork()
             if runner == 0:
                 os.close(write)
-                _become_runner(control, fds, name)
+                _become_runner(control, fds)
             os.write(write, str(runner).encode())
             code = 0
         finally:
@@ -83,7 +85,7 @@ def _fork_runner(control: socket.socket, fds: list[int], name: str) -> int:
     return int(answer)
 
 
-def serve(control: socket.socket, name: str) -> int:
+def serve(control: socket.socket) -> int:
     """Answer fork requests until the server closes the socket; return the exit code."""
     while True:
         message, fds, _flags, _address = socket.recv_fds(control, _REQUEST_SIZE, 3)
@@ -92,7 +94,7 @@ def serve(control: socket.socket, name: str) -> int:
         try:
             if len(fds) != 3:
                 raise OSError(f"a fork request needs 3 descriptors, it carried {len(fds)}")
-            answer = str(_fork_runner(control, fds, name))
+            answer = str(_fork_runner(control, fds))
         except OSError as exc:
             answer = f"error: {exc}"
         finally:
@@ -108,10 +110,6 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m oet.runner.zygote CONTROL_FD", file=sys.stderr)
         return 2
     control = socket.socket(fileno=int(args[0]))
-    try:
-        name = Path("/proc/self/comm").read_text().strip()
-    except OSError:
-        name = "python3"
     # What a runner imports before its load command (oet.runner.process imports pubsub there).
     import pubsub.pub  # noqa: F401
 
@@ -124,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()  # the runners' collector never writes to these objects: their pages stay shared
     try:
         control.send(b"ready")
-        return serve(control, name)
+        return serve(control)
     except (KeyboardInterrupt, BrokenPipeError, ConnectionError):
         return 0
 

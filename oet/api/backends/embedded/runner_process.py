@@ -41,6 +41,7 @@ class RunnerProcess:
         self._name = name
         self._reader: asyncio.Task[None] | None = None
         self._output: asyncio.Task[None] | None = None
+        self._released = False
         self.killed = False
 
     @classmethod
@@ -82,9 +83,19 @@ class RunnerProcess:
         started now would get, so a spare started earlier runs with today's.
         """
         self._name = f"procedure {load.get('procedure_id')}"
+        self.release()
         self.send({"cmd": "load", "environ": runner_environment(), "cwd": os.getcwd(), **load})
         self._output = asyncio.create_task(self._copy_output(output_limit))
         self._reader = asyncio.create_task(self._read(on_message, on_exit))
+
+    def release(self) -> None:
+        """Let a forked runner go on once it is the server's: it waits for one newline.
+
+        A runner started fresh skips the blank line, so this may go to any runner.
+        """
+        if not self._released:
+            self._released = True
+            self._write(b"\n")
 
     @property
     def idle(self) -> bool:
@@ -108,11 +119,14 @@ class RunnerProcess:
 
     def send(self, command: dict[str, Any]) -> None:
         """Write one command; a runner that has already gone is ignored."""
+        self._write(json.dumps(command).encode() + b"\n")
+
+    def _write(self, data: bytes) -> None:
         stdin = self._process.stdin
         if stdin is None or stdin.is_closing():
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            stdin.write(json.dumps(command).encode() + b"\n")
+            stdin.write(data)
 
     def kill(self) -> None:
         """Kill the runner and everything its script started, at once (SIGKILL)."""

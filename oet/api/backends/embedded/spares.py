@@ -171,6 +171,7 @@ class SpareRunners:
                 return
             self._idle.append(runner)
             self._watchers[runner] = asyncio.create_task(self._watch(runner))
+            runner.release()  # now it may show itself as a spare
 
     async def _watch(self, runner: RunnerProcess) -> None:
         code = await runner.exited()
