@@ -42,6 +42,7 @@ class ForkedProcess:
     def __init__(
         self,
         pid: int,
+        pidfd: int,
         stdin: asyncio.StreamWriter,
         stdout: asyncio.StreamReader,
         stderr: asyncio.StreamReader,
@@ -53,7 +54,7 @@ class ForkedProcess:
         self.returncode: int | None = None
         loop = asyncio.get_running_loop()
         self._exit: asyncio.Future[int] = loop.create_future()
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = pidfd
         loop.add_reader(self._pidfd, self._collect)
         self._collect()  # it may have exited already
 
@@ -67,8 +68,10 @@ class ForkedProcess:
         loop = asyncio.get_running_loop()
         stdin_w = os.fdopen(pipes[0], "wb", 0)
         stdout_r, stderr_r = os.fdopen(pipes[1], "rb", 0), os.fdopen(pipes[2], "rb", 0)
+        pidfd = -1
         try:
             os.waitpid(pid, os.WNOHANG)  # ChildProcessError unless it is this server's child
+            pidfd = os.pidfd_open(pid)  # this server's child: not reaped, so still this process
             stdout, stderr = asyncio.StreamReader(limit, loop), asyncio.StreamReader(limit, loop)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), stdout_r)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), stderr_r)
@@ -76,13 +79,15 @@ class ForkedProcess:
         except (OSError, ChildProcessError) as exc:
             for pipe in (stdin_w, stdout_r, stderr_r):
                 pipe.close()
+            if pidfd >= 0:
+                os.close(pidfd)
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
             adopted.disown(pid)  # reaped by the next sweep
             adopted.sweep_soon()
             raise RunnerError(f"Could not take over forked runner {pid}: {exc}") from exc
         stdin = asyncio.StreamWriter(transport, protocol, None, loop)
-        return cls(pid, stdin, stdout, stderr)
+        return cls(pid, pidfd, stdin, stdout, stderr)
 
     def _collect(self) -> None:
         if self.returncode is not None:
