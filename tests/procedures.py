@@ -216,13 +216,9 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         loaded = comm.startswith("oet-runner-")
-        zygote = comm.strip() == "oet-zygote"
-        if (
-            ppid == server.process.pid
-            and b"oet.runner" in cmdline
-            and (loaded or spares)
-            and not zygote
-        ):
+        spare = comm.strip() == "oet-spare"
+        runner = ppid == server.process.pid and b"oet.runner" in cmdline
+        if runner and (loaded or (spares and spare)):
             found.add(int(entry.name))
     return found
 

@@ -25,16 +25,19 @@ import gc
 gc.disable()  # until the fork: a collection would leave holes that runners' objects fill
 
 import os  # noqa: E402
+import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
 
 _REQUEST_SIZE = 64
+_SIGINT_AT_START = signal.getsignal(signal.SIGINT)
 
 
 def _become_runner(control: socket.socket, fds: list[int]) -> None:
     """In the forked runner: take the given stdio, look like a fresh runner, run, exit."""
     code = 1
     try:
+        signal.signal(signal.SIGINT, _SIGINT_AT_START)  # as a fresh interpreter has it
         control.close()
         gc.enable()
         for target, fd in enumerate(fds):
@@ -54,6 +57,9 @@ def _become_runner(control: socket.socket, fds: list[int]) -> None:
         # megabytes of pages shared with the zygote, and a runner has no options here.
         code = run_procedure(StdioChannel.from_process_stdio())
         sys.stderr.flush()
+    except KeyboardInterrupt:  # die of the signal, as an interpreter does
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
     finally:
         os._exit(code)
 
@@ -109,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m oet.runner.zygote CONTROL_FD", file=sys.stderr)
         return 2
+    # A Ctrl-C in the server's terminal reaches its whole process group: the server
+    # shuts down and closes the zygote itself. Runners get the usual handler back.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     control = socket.socket(fileno=int(args[0]))
     # What a runner imports before its load command (oet.runner.process imports pubsub there).
     import pubsub.pub  # noqa: F401
@@ -123,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         control.send(b"ready")
         return serve(control)
-    except (KeyboardInterrupt, BrokenPipeError, ConnectionError):
+    except (BrokenPipeError, ConnectionError):
         return 0
 
 

@@ -99,13 +99,16 @@ class SpareRunners:
 
     async def start_runner(self) -> RunnerProcess:
         """A new idle runner: forked from the zygote when there is one, else a fresh interpreter."""
-        if self.count and not self._closed:
+        for _ in range(2):  # once more with a new zygote if this one was gone
+            zygote = await self._live_zygote() if self.count and not self._closed else None
+            if zygote is None:
+                break
             try:
-                zygote = await self._live_zygote()
-                if zygote is not None:
-                    return await RunnerProcess.fork_idle(zygote)
+                return await RunnerProcess.fork_idle(zygote)
             except RunnerError as exc:
-                log.warning("%s; this runner is started as a fresh interpreter", exc)
+                if not zygote.vanished:  # gone (a signal to the process group, say): noted
+                    log.warning("%s; this runner is started as a fresh interpreter", exc)
+                    break
         return await RunnerProcess.start_idle()
 
     async def _live_zygote(self) -> Zygote | None:
@@ -115,15 +118,16 @@ class SpareRunners:
             if zygote is not None and zygote.alive:
                 return zygote
             if zygote is not None:
+                self._zygote = None
+                await zygote.close()
                 code = zygote.returncode
+                # Killed (a signal to the server's whole process group, say): worth a note.
                 log.log(
                     logging.INFO if code is None or code < 0 else logging.WARNING,
-                    "the runner zygote (process %d) is gone (code %s); starting another",
+                    "the runner zygote (process %d) is gone (code %s); another is started",
                     zygote.pid,
                     code,
                 )
-                self._zygote = None
-                await zygote.close()
             if time.monotonic() < self._zygote_retry_at or self._closed:
                 return None
             try:

@@ -118,6 +118,8 @@ class Zygote:
         self._process = process
         self._control = control
         self._lock = asyncio.Lock()
+        self.vanished = False
+        """True once the zygote was found gone during a fork (it closed its socket)."""
 
     @classmethod
     async def start(cls, environment: dict[str, str]) -> "Zygote":
@@ -196,6 +198,7 @@ class Zygote:
             finally:
                 _close(theirs)
             if not answer.isdigit():
+                self.vanished = not answer
                 _close(ours)
                 await self.close()  # a zygote that fails once is not trusted again
                 reason = answer.decode(errors="replace") or "the zygote exited"
