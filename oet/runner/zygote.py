@@ -28,9 +28,14 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 _REQUEST_SIZE = 64
 _SIGINT_AT_START = signal.getsignal(signal.SIGINT)
+try:
+    _NAME_AT_START = Path("/proc/self/comm").read_text().strip()
+except OSError:
+    _NAME_AT_START = "python3"
 
 
 def _become_runner(control: socket.socket, fds: list[int]) -> None:
@@ -38,12 +43,14 @@ def _become_runner(control: socket.socket, fds: list[int]) -> None:
     code = 1
     try:
         signal.signal(signal.SIGINT, _SIGINT_AT_START)  # as a fresh interpreter has it
+        from oet.process_tree import name_process
+
+        name_process(_NAME_AT_START)  # not taken for the zygote while it waits to be let go
         control.close()
         gc.enable()
         for target, fd in enumerate(fds):
             os.dup2(fd, target)  # inheritable, as a fresh process's 0, 1 and 2 are
             os.close(fd)
-        from oet.process_tree import name_process
         from oet.runner import __main__ as runner_main
         from oet.runner.channels.stdio import StdioChannel
         from oet.runner.process import run_procedure
