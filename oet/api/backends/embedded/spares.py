@@ -34,7 +34,7 @@ from collections import deque
 
 from oet.api.backends.embedded import adopted
 from oet.api.backends.embedded.runner_process import RunnerProcess, runner_environment
-from oet.api.backends.embedded.zygote import Zygote
+from oet.api.backends.embedded.zygote import Zygote, ZygoteKilled
 from oet.domain import RunnerError
 
 log = logging.getLogger(__name__)
@@ -135,7 +135,12 @@ class SpareRunners:
             except RunnerError as exc:
                 self._zygote_pause = min(_MAX_PAUSE, self._zygote_pause * 2 or 1.0)
                 self._zygote_retry_at = time.monotonic() + self._zygote_pause
-                log.warning("%s; runners are fresh interpreters for %g s", exc, self._zygote_pause)
+                log.log(
+                    logging.INFO if isinstance(exc, ZygoteKilled) else logging.WARNING,
+                    "%s; runners are fresh interpreters for %g s",
+                    exc,
+                    self._zygote_pause,
+                )
                 return None
             self._zygote_pause = 0.0
             if self._sweeper is None:

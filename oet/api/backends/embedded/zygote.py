@@ -36,6 +36,10 @@ _FORK_WAIT = 10.0
 """Seconds a fork request may take before the zygote is given up as stuck."""
 
 
+class ZygoteKilled(RunnerError):
+    """The zygote was killed by a signal as it started: worth a note, not a warning."""
+
+
 class ForkedProcess:
     """A runner forked by the zygote, with the attributes of an asyncio subprocess."""
 
@@ -157,6 +161,9 @@ class Zygote:
             raise
         if ready != b"ready":
             await zygote.close()
+            code = process.returncode
+            if not ready and code is not None and code < 0:  # a signal to its process group?
+                raise ZygoteKilled(f"The runner zygote was killed by signal {-code} as it started")
             raise RunnerError(f"The runner zygote did not start: {ready.decode(errors='replace')}")
         return zygote
 
@@ -189,6 +196,8 @@ class Zygote:
                     answer = await asyncio.wait_for(loop.sock_recv(self._control, 64), _FORK_WAIT)
                     if answer.isdigit():
                         adopted.own(int(answer))
+            except ConnectionError:  # the zygote has gone: nobody reads the socket
+                answer = b""
             except (OSError, TimeoutError) as exc:
                 answer = f"error: {exc or type(exc).__name__}".encode()
             except asyncio.CancelledError:  # an answer still to come would confuse the next
