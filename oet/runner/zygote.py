@@ -55,6 +55,7 @@ def _become_runner(control: socket.socket, fds: list[int]) -> None:
         from oet.runner.channels.stdio import StdioChannel
         from oet.runner.process import run_procedure
 
+        _warm_up()
         # Held until the server has taken this runner in (it writes one newline):
         # only then may it look like a spare, ready to be handed a procedure.
         os.read(0, 1)
@@ -69,6 +70,25 @@ def _become_runner(control: socket.socket, fds: list[int]) -> None:
         os.kill(os.getpid(), signal.SIGINT)
     finally:
         os._exit(code)
+
+
+def _warm_up() -> None:
+    """Copy now, in the spare, pages every load writes to, so a create does not wait for it.
+
+    A forked runner copies each shared page it first writes to. Starting a
+    thread, encoding and decoding JSON and compiling a script are what every
+    load does; done once here, nothing a script can see is left (no thread
+    remains, and ``_thread`` leaves no name counter behind).
+    """
+    import _thread
+    import json
+
+    done = _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(done.release, ())
+    done.acquire()
+    json.loads(json.dumps({"cmd": "load", "environ": dict(os.environ), "init": {"kwargs": {}}}))
+    compile("def init():\n    pass\n", "<oet-warm-up>", "exec")
 
 
 def _fork_runner(control: socket.socket, fds: list[int]) -> int:
