@@ -299,6 +299,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
+def with_zygote_share(idle: dict[str, list[float]]) -> float:
+    """Mean PSS of an idle loaded runner plus its share of the zygote's (over every runner)."""
+    loaded, spares, zygote = (
+        idle.get("pss", []),
+        idle.get("spare_pss", []),
+        idle.get("zygote_pss", []),
+    )
+    if not loaded:
+        return math.nan
+    return (sum(loaded) + sum(zygote) * len(loaded) / (len(loaded) + len(spares))) / len(loaded)
+
+
 def figures(samples: Samples, memory: dict[str, float]) -> list[Figure]:
     """The report lines, targets first for each measurement."""
     ms = 1000.0
@@ -360,6 +372,8 @@ def figures(samples: Samples, memory: dict[str, float]) -> list[Figure]:
         Figure("  idle loaded procedure RSS (mean)", mean(idle.get("rss", [])), "MB"),
         Figure("  idle procedures measured", float(len(idle.get("pss", []))), ""),
         Figure("  spare runner PSS (mean)", mean(idle.get("spare_pss", [])), "MB"),
+        Figure("  zygote PSS (shared by all)", sum(idle.get("zygote_pss", [])), "MB"),
+        Figure("  PSS with zygote's share (mean)", with_zygote_share(idle), "MB"),
         Figure("SSE stream closed by the server", float(samples.stream_ended_early), "", 1),
     ]
     if memory:

@@ -124,16 +124,20 @@ def _rollup(pid: int) -> dict[str, float]:
 
 
 def runner_memory(pid: int) -> dict[str, list[float]]:
-    """RSS and PSS (MB) of the server's loaded runners and of its idle spares.
+    """RSS and PSS (MB) of the server's loaded runners, its idle spares and its zygote.
 
-    A runner names itself ``oet-runner-<id>`` once it has loaded a procedure.
+    A runner names itself ``oet-runner-<id>`` once it has loaded a procedure;
+    the zygote the spares are forked from is ``oet-zygote``.
     """
-    found: dict[str, list[float]] = {"rss": [], "pss": [], "spare_rss": [], "spare_pss": []}
+    found: dict[str, list[float]] = {
+        "rss": [], "pss": [], "spare_rss": [], "spare_pss": [], "zygote_rss": [], "zygote_pss": []
+    }  # fmt: skip
     for child in children(pid):
         with contextlib.suppress(OSError, KeyError):
-            loaded = Path(f"/proc/{child}/comm").read_text().startswith("oet-runner-")
+            comm = Path(f"/proc/{child}/comm").read_text().strip()
             memory = _rollup(child)
-            prefix = "" if loaded else "spare_"
+            kinds = {"oet-zygote": "zygote_"}
+            prefix = "" if comm.startswith("oet-runner-") else kinds.get(comm, "spare_")
             found[prefix + "rss"].append(memory["rss"])
             found[prefix + "pss"].append(memory["pss"])
     return found

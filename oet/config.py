@@ -120,7 +120,8 @@ class Settings(BaseSettings):
         ge=0,
         le=16,
         description="Runner processes kept started ahead of need, so creating a procedure"
-        " is quick (embedded backend); 0 starts each runner on demand.",
+        " is quick (embedded backend), forked from one pre-imported process (the zygote);"
+        " 0 starts each runner on demand as a fresh interpreter.",
     )
 
     def allowed_script_dirs(self) -> list[Path]:

@@ -14,6 +14,7 @@ laptop install does not have; ``/proc`` and ``prctl`` are enough on Linux.
 
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import time
@@ -22,11 +23,16 @@ from pathlib import Path
 _PR_SET_CHILD_SUBREAPER = 36
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library, loaded once (a forked runner then finds it ready in its zygote)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def become_subreaper() -> bool:
     """Make this process the reaper of its orphaned descendants; False where unsupported."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+        return bool(_libc().prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
 
@@ -37,8 +43,7 @@ _PR_SET_NAME = 15
 def name_process(name: str) -> None:
     """Set this process's name as ``ps``/``top`` show it (``/proc/<pid>/comm``, 15 bytes)."""
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+        _libc().prctl(_PR_SET_NAME, name.encode()[:15], 0, 0, 0)
 
 
 def _live_children() -> dict[int, list[int]]:

@@ -9,6 +9,7 @@ only spells out a request where the request itself is what it tests.
     from tests.procedures import SLEEPER, create_id, start, wait_for_state
 """
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -197,8 +198,10 @@ def run_until(api: httpx.Client, script_uri: str, state: str) -> int:
 def runner_pids(server: Server, spares: bool = False) -> set[int]:
     """The runner subprocesses of ``server`` running a procedure, found through /proc.
 
-    A runner names itself ``oet-runner-<id>`` once it loads its procedure; the
-    idle spares the server keeps ready are left out, unless ``spares``.
+    A runner names itself ``oet-spare`` while it waits for its load command and
+    ``oet-runner-<id>`` once it has loaded its procedure; the idle spares the
+    server keeps ready are left out, unless ``spares``. The zygote the spares
+    are forked from (``oet-zygote``) is not a runner.
 
     On the Kubernetes backend the runners are the processes of the runner
     Pods of the server's namespace (on this same machine), not its children.
@@ -218,7 +221,9 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         loaded = comm.startswith("oet-runner-")
-        if ppid == server.process.pid and b"oet.runner" in cmdline and (loaded or spares):
+        spare = comm.strip() == "oet-spare"
+        runner = ppid == server.process.pid and b"oet.runner" in cmdline
+        if runner and (loaded or (spares and spare)):
             found.add(int(entry.name))
     return found
 
@@ -237,6 +242,57 @@ def _pod_runner_pids(namespace: str) -> set[int]:
             continue
         if b"oet.runner" in cmdline and wanted in environ:
             found.add(int(entry.name))
+    return found
+
+
+def spare_pids(server: Server) -> set[int]:
+    """The idle spare runners of ``server``."""
+    return runner_pids(server, spares=True) - runner_pids(server)
+
+
+def wait_for_spares(server: Server, count: int, timeout: float = 20) -> set[int]:
+    """Wait until ``server`` has exactly ``count`` idle spares; return their PIDs."""
+    found: set[int] = set()
+
+    def settled() -> bool:
+        nonlocal found
+        found = spare_pids(server)
+        return len(found) == count
+
+    wait_for(settled, timeout, f"{count} spare runners")
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and has not exited (a zombie waiting to be reaped has)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """The children of process ``pid``: PID → state letter (``Z`` for a zombie)."""
+    found: dict[int, str] = {}
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    with contextlib.suppress(OSError):
+                        stat = Path(f"/proc/{child}/stat").read_text()
+                        found[int(child)] = stat.rsplit(")", 1)[1].split()[0]
+    return found
+
+
+def zygote_pids(server: Server) -> set[int]:
+    """The runner zygotes (``oet-zygote``) among the children of ``server``, live ones only."""
+    assert server.process is not None
+    found = set()
+    for child, state in children_of(server.process.pid).items():
+        with contextlib.suppress(OSError):
+            if state != "Z" and Path(f"/proc/{child}/comm").read_text().strip() == "oet-zygote":
+                found.add(child)
     return found
 
 

@@ -11,6 +11,9 @@ import sys
 
 from oet.runner.process import run_procedure
 
+SPARE_NAME = "oet-spare"
+"""What ``ps`` shows for a runner that waits for its load command (``/proc/<pid>/comm``)."""
+
 
 def main(argv: list[str] | None = None) -> int:
     """Run one procedure over the chosen channel; return its exit code."""
@@ -30,8 +33,10 @@ def main(argv: list[str] | None = None) -> int:
             log(str(exc))
             return 2
         return run_procedure(channel)
+    from oet.process_tree import name_process
     from oet.runner.channels.stdio import StdioChannel
 
+    name_process(SPARE_NAME)  # until its load command names it after its procedure
     return run_procedure(StdioChannel.from_process_stdio())
 
 

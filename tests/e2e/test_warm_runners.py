@@ -16,10 +16,13 @@ import pytest
 from tests.conftest import Server, wait_for
 from tests.procedures import (
     QUICK,
+    alive,
     create_id,
     run_until,
     runner_pids,
+    spare_pids,
     start,
+    wait_for_spares,
     wait_for_state,
     written_json,
 )
@@ -62,33 +65,6 @@ def init(report):
 def run():
     pass
 """
-
-
-def spare_pids(server: Server) -> set[int]:
-    """The idle spare runners of ``server``."""
-    return runner_pids(server, spares=True) - runner_pids(server)
-
-
-def wait_for_spares(server: Server, count: int, timeout: float = 20) -> set[int]:
-    """Wait until ``server`` has exactly ``count`` idle spares; return their PIDs."""
-    found: set[int] = set()
-
-    def settled() -> bool:
-        nonlocal found
-        found = spare_pids(server)
-        return len(found) == count
-
-    wait_for(settled, timeout, f"{count} spare runners")
-    return found
-
-
-def alive(pid: int) -> bool:
-    """True while ``pid`` exists and has not exited."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def test_a_procedure_sees_nothing_the_previous_one_left_behind(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from oet.api import procedure_path
+from oet.api.backends.embedded import adopted
 from oet.api.backends.embedded.runner_process import RunnerProcess
 from oet.api.backends.embedded.spares import SpareRunners
 from oet.api.backends.embedded.store import ProcedureStore
@@ -167,11 +168,9 @@ class EmbeddedBackend:
             self.settings.script_output_limit,
         )
         try:
-            if spare := self.spares.take():
-                spare.hand(load, *handlers)
-                self._runners[pid] = spare
-            else:
-                self._runners[pid] = await RunnerProcess.spawn(load, *handlers)
+            runner = self.spares.take() or await self.spares.start_runner()
+            runner.hand(load, *handlers)
+            self._runners[pid] = runner
         except Exception as exc:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
@@ -286,10 +285,13 @@ class EmbeddedBackend:
         argument = json.dumps(
             [procedure.subarray_id, settings.abort_fqdn_template, settings.abort_timeout]
         )
-        helper = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "oet.runner.abort", argument, stdout=asyncio.subprocess.PIPE
-        )
+        with adopted.starting():
+            helper = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "oet.runner.abort", argument, stdout=asyncio.subprocess.PIPE
+            )
+            adopted.own(helper.pid)
         out, _ = await helper.communicate()
+        adopted.disown(helper.pid)
         try:
             outcome = json.loads(out)
             return bool(outcome["sent"]), str(outcome["message"])

@@ -20,6 +20,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from oet.api.backends.embedded import adopted
+from oet.api.backends.embedded.zygote import ForkedProcess, Zygote
 from oet.domain import RunnerError
 from oet.process_tree import kill_tree
 
@@ -34,44 +36,39 @@ _LINE_LIMIT = 16 * 1024 * 1024
 class RunnerProcess:
     """A running ``oet.runner`` child and the task that reads its reports."""
 
-    def __init__(self, process: asyncio.subprocess.Process, name: str) -> None:
+    def __init__(self, process: asyncio.subprocess.Process | ForkedProcess, name: str) -> None:
         self._process = process
         self._name = name
         self._reader: asyncio.Task[None] | None = None
         self._output: asyncio.Task[None] | None = None
+        self._released = False
         self.killed = False
 
     @classmethod
     async def start_idle(cls) -> "RunnerProcess":
         """Start a runner that imports what it needs and waits for its load command."""
         try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "oet.runner",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=runner_environment(),
-                limit=_LINE_LIMIT,
-            )
+            with adopted.starting():
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "oet.runner",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    env=runner_environment(),
+                    limit=_LINE_LIMIT,
+                )
+                adopted.own(process.pid)
         except OSError as exc:
             log.error("could not start a runner process: %s", exc)
             raise RunnerError("Could not start a runner process") from exc
         return cls(process, "spare runner")
 
     @classmethod
-    async def spawn(
-        cls,
-        load: dict[str, Any],
-        on_message: MessageHandler,
-        on_exit: ExitHandler,
-        output_limit: int = 1_048_576,
-    ) -> "RunnerProcess":
-        """Start a runner, hand it ``load``, and route its reports to the handlers."""
-        runner = await cls.start_idle()
-        runner.hand(load, on_message, on_exit, output_limit)
-        return runner
+    async def fork_idle(cls, zygote: Zygote) -> "RunnerProcess":
+        """Fork a runner from ``zygote``: it has the imports already and waits for its load."""
+        return cls(await zygote.fork(_LINE_LIMIT), "spare runner")
 
     def hand(
         self,
@@ -86,9 +83,19 @@ class RunnerProcess:
         started now would get, so a spare started earlier runs with today's.
         """
         self._name = f"procedure {load.get('procedure_id')}"
+        self.release()
         self.send({"cmd": "load", "environ": runner_environment(), "cwd": os.getcwd(), **load})
         self._output = asyncio.create_task(self._copy_output(output_limit))
         self._reader = asyncio.create_task(self._read(on_message, on_exit))
+
+    def release(self) -> None:
+        """Let a forked runner go on once it is the server's: it waits for one newline.
+
+        A runner started fresh skips the blank line, so this may go to any runner.
+        """
+        if not self._released:
+            self._released = True
+            self._write(b"\n")
 
     @property
     def idle(self) -> bool:
@@ -99,11 +106,11 @@ class RunnerProcess:
         """End an idle runner (it never ran anything) and wait for it to go."""
         self.kill()
         with contextlib.suppress(ProcessLookupError):
-            await self._process.wait()
+            await self._wait_process()
 
     async def exited(self) -> int:
         """Wait for the process to exit, without touching its reports."""
-        return await self._process.wait()
+        return await self._wait_process()
 
     @property
     def pid(self) -> int:
@@ -112,11 +119,14 @@ class RunnerProcess:
 
     def send(self, command: dict[str, Any]) -> None:
         """Write one command; a runner that has already gone is ignored."""
+        self._write(json.dumps(command).encode() + b"\n")
+
+    def _write(self, data: bytes) -> None:
         stdin = self._process.stdin
         if stdin is None or stdin.is_closing():
             return
         with contextlib.suppress(ConnectionError, RuntimeError):
-            stdin.write(json.dumps(command).encode() + b"\n")
+            stdin.write(data)
 
     def kill(self) -> None:
         """Kill the runner and everything its script started, at once (SIGKILL)."""
@@ -128,7 +138,13 @@ class RunnerProcess:
         """Wait for the runner to exit and for its last reports to be handled."""
         if self._reader is not None:
             await asyncio.shield(self._reader)
-        return await self._process.wait()
+        return await self._wait_process()
+
+    async def _wait_process(self) -> int:
+        code = await self._process.wait()
+        adopted.disown(self.pid)
+        adopted.sweep_soon()  # a killed runner leaves its unreaped children to the server
+        return code
 
     async def _read(self, on_message: MessageHandler, on_exit: ExitHandler) -> None:
         stdout = self._process.stdout
@@ -148,7 +164,7 @@ class RunnerProcess:
                 on_message(message)
         if self._process.stdin is not None:
             self._process.stdin.close()
-        code = await self._process.wait()
+        code = await self._wait_process()
         if self._output is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._output), 2)

@@ -11,18 +11,31 @@ one script is visible to the next, and
 the load command carries the settings, environment and working directory of
 the moment it is sent (:meth:`RunnerProcess.hand`).
 
+Spares are forked from a zygote (:mod:`.zygote`), a process that has
+imported the runner once and never runs a script: a forked spare shares the
+zygote's pages and costs a fraction of the memory of a fresh interpreter,
+and forking one takes milliseconds, so a create that finds no spare ready
+forks its runner on demand too. A zygote that dies is replaced when the
+next runner is wanted; where no zygote can be had (it fails to start, or the
+system cannot adopt forked runners) spares are fresh interpreters, as with
+``warm_runners`` 0.
+
 A spare that dies while idle is replaced (after a pause that grows while
 spares keep dying, so a broken installation does not spin). A spare whose
-server goes away sees its stdin close and exits; :meth:`SpareRunners.close`
-ends them at shutdown.
+server goes away sees its stdin close and exits, and so does the zygote;
+:meth:`SpareRunners.close` ends them at shutdown.
 """
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 
-from oet.api.backends.embedded.runner_process import RunnerProcess
+from oet.api.backends.embedded import adopted
+from oet.api.backends.embedded.runner_process import RunnerProcess, runner_environment
+from oet.api.backends.embedded.zygote import Zygote, ZygoteKilled
+from oet.domain import RunnerError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +52,11 @@ class SpareRunners:
         self._filling: asyncio.Task[None] | None = None
         self._pause = 0.0
         self._closed = False
+        self._zygote: Zygote | None = None
+        self._zygote_lock = asyncio.Lock()
+        self._zygote_retry_at = 0.0
+        self._zygote_pause = 0.0
+        self._sweeper: asyncio.Task[None] | None = None
 
     def fill(self, after: float = 0.0) -> None:
         """Start spares in the background, ``after`` seconds from now, until ``count`` are ready."""
@@ -74,6 +92,61 @@ class SpareRunners:
         """Process IDs of the waiting spares."""
         return [runner.pid for runner in self._idle]
 
+    @property
+    def zygote_pid(self) -> int | None:
+        """Process ID of the live zygote, if there is one."""
+        return self._zygote.pid if self._zygote is not None and self._zygote.alive else None
+
+    async def start_runner(self) -> RunnerProcess:
+        """A new idle runner: forked from the zygote when there is one, else a fresh interpreter."""
+        for _ in range(2):  # once more with a new zygote if this one was gone
+            zygote = await self._live_zygote() if self.count and not self._closed else None
+            if zygote is None:
+                break
+            try:
+                return await RunnerProcess.fork_idle(zygote)
+            except RunnerError as exc:
+                if not zygote.vanished:  # gone (a signal to the process group, say): noted
+                    log.warning("%s; this runner is started as a fresh interpreter", exc)
+                    break
+        return await RunnerProcess.start_idle()
+
+    async def _live_zygote(self) -> Zygote | None:
+        """The zygote, started (again) if it is not running; None while starting one fails."""
+        async with self._zygote_lock:
+            zygote = self._zygote
+            if zygote is not None and zygote.alive:
+                return zygote
+            if zygote is not None:
+                self._zygote = None
+                await zygote.close()
+                code = zygote.returncode
+                # Killed (a signal to the server's whole process group, say): worth a note.
+                log.log(
+                    logging.INFO if code is None or code < 0 else logging.WARNING,
+                    "the runner zygote (process %d) is gone (code %s); another is started",
+                    zygote.pid,
+                    code,
+                )
+            if time.monotonic() < self._zygote_retry_at or self._closed:
+                return None
+            try:
+                self._zygote = await Zygote.start(runner_environment())
+            except RunnerError as exc:
+                self._zygote_pause = min(_MAX_PAUSE, self._zygote_pause * 2 or 1.0)
+                self._zygote_retry_at = time.monotonic() + self._zygote_pause
+                log.log(
+                    logging.INFO if isinstance(exc, ZygoteKilled) else logging.WARNING,
+                    "%s; runners are fresh interpreters for %g s",
+                    exc,
+                    self._zygote_pause,
+                )
+                return None
+            self._zygote_pause = 0.0
+            if self._sweeper is None:
+                self._sweeper = asyncio.create_task(adopted.sweep_regularly())
+            return self._zygote
+
     async def close(self) -> None:
         """End every spare and stop making new ones."""
         self._closed = True
@@ -85,6 +158,12 @@ class SpareRunners:
             runner = self._idle.popleft()
             self._unwatch(runner)
             await runner.discard()
+        async with self._zygote_lock:
+            if self._zygote is not None:
+                await self._zygote.close()
+                self._zygote = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
 
     async def _top_up(self, after: float) -> None:
         await asyncio.sleep(after)
@@ -92,7 +171,7 @@ class SpareRunners:
             if self._pause:
                 await asyncio.sleep(self._pause)
             try:
-                runner = await RunnerProcess.start_idle()
+                runner = await self.start_runner()
             except Exception:
                 self._pause = min(_MAX_PAUSE, self._pause * 2 or 0.5)
                 continue
@@ -101,6 +180,7 @@ class SpareRunners:
                 return
             self._idle.append(runner)
             self._watchers[runner] = asyncio.create_task(self._watch(runner))
+            runner.release()  # now it may show itself as a spare
 
     async def _watch(self, runner: RunnerProcess) -> None:
         code = await runner.exited()
