@@ -29,17 +29,39 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Server
+from tests.conftest import SCRIPTS, Server
 from tests.k8s.api import API_RBAC
 from tests.k8s.cluster import Cluster
-from tests.k8s.oet_operator import Operator, install
+from tests.k8s.oet_operator import SCRIPTS_DIR, Operator, install, runner_overrides
 from tests.k8s.workloads import Namespace
 from tests.sse import EventStream, Message
 
-NOOP = "file:///scripts/hello_world.py"
-"""In the OET image: init prints, run prints and publishes one event (next to nothing)."""
+NOOP = f"file://{SCRIPTS}/hello_world.py"
+"""init prints, run prints and publishes one event (next to nothing).
+
+The API checks at create that the script exists in its `script_dirs`, so the checkout's
+`scripts/` is what both the API (a host process) and the runners (mounted at the same path,
+see :func:`same_path_scripts`) load from.
+"""
 CREATED = "procedure.lifecycle.created"
 COMPLETE = "procedure.lifecycle.complete"
+
+
+def same_path_scripts(namespace: Namespace) -> dict[str, Any]:
+    """Runner Pod overrides of the test cluster, with the checkout's `scripts/` at its own path."""
+    overrides = runner_overrides(namespace)
+    spec = overrides["spec"]
+    spec["volumes"].append(
+        {"name": "repo-scripts", "hostPath": {"path": str(SCRIPTS), "type": "Directory"}}
+    )
+    [runner] = spec["containers"]
+    runner["volumeMounts"].append(
+        {"name": "repo-scripts", "mountPath": str(SCRIPTS), "readOnly": True}
+    )
+    for variable in runner["env"]:
+        if variable["name"] == "OET_SCRIPT_DIRS":
+            variable["value"] = f"{SCRIPTS_DIR}:{SCRIPTS}"
+    return overrides
 
 
 class StampedStream:
@@ -107,7 +129,9 @@ class Stack:
         install(namespace)
         namespace.kubectl("apply", "-f", str(API_RBAC))
         limit = str(self.max_procedures)
-        self.operator = Operator(namespace, OET_MAX_PROCEDURES=limit).start()
+        overrides = json.dumps(same_path_scripts(namespace))
+        self.operator = Operator(namespace, OET_MAX_PROCEDURES=limit,
+                                 OET_RUNNER_POD_OVERRIDES=overrides).start()  # fmt: skip
         config = self.cluster.service_account_kubeconfig(self.name, "oet-api")
         env = {"OET_BACKEND": "kubernetes", "OET_KUBE_NAMESPACE": self.name,
                "KUBECONFIG": str(config), "OET_MAX_PROCEDURES": limit}  # fmt: skip
