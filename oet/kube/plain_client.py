@@ -104,6 +104,14 @@ class PlainClient:
         for connection in kept:
             connection.close()
 
+    def _drop(self, connection: http.client.HTTPConnection) -> None:
+        """Close this thread's ``connection`` and forget it (a new one is made when needed)."""
+        connection.close()
+        self._local.conn = None
+        with self._lock:
+            if connection in self._kept:
+                self._kept.remove(connection)
+
     # -- the calls the runner makes ------------------------------------------------
     def get_procedure(self, namespace: str, name: str) -> dict[str, Any]:
         """The Procedure ``name`` now."""
@@ -193,18 +201,23 @@ class PlainClient:
                 response = connection.getresponse()
                 payload = response.read()
             except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                self._local.conn = None
-                if reused and attempt == 1:
+                self._drop(connection)
+                # Only a kept-alive connection the server closed meanwhile is tried again:
+                # the request never reached it. A timeout or other error might have been
+                # handled (a POSTed Event would be made twice), so it is not retried.
+                if reused and attempt == 1 and isinstance(exc, _STALE_CONNECTION):
                     continue
                 raise ApiError(0, f"{type(exc).__name__}: {exc}") from exc
             if response.will_close:
-                connection.close()
-                self._local.conn = None
+                self._drop(connection)
             if not 200 <= response.status < 300:
                 raise _error(response.status, response.reason, payload)
             return json.loads(payload) if payload else {}
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+_STALE_CONNECTION = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+"""How a request on a kept-alive connection the API server has closed fails."""
 
 
 def _error(status: int, reason: str, payload: bytes) -> ApiError:

@@ -158,9 +158,10 @@ class Reconciler:
         self, procedure: ProcedureResource, job: KubeObject | None, pod: KubeObject | None
     ) -> None:
         """Do what ``procedure`` lacks, judging first by the cached ``job`` and ``pod``."""
-        if "deletionTimestamp" in procedure.get("metadata", {}):
-            return
         name = procedure["metadata"]["name"]
+        if "deletionTimestamp" in procedure.get("metadata", {}):
+            self._disruptions.pop(name, None)  # nothing left to name for a deleted procedure
+            return
         with self._lock(name):
             try:
                 self._reconcile(procedure, job, pod)

@@ -28,6 +28,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import sys  # noqa: E402
+import traceback  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 _REQUEST_SIZE = 64
@@ -68,6 +69,11 @@ def _become_runner(control: socket.socket, fds: list[int]) -> None:
     except KeyboardInterrupt:  # die of the signal, as an interpreter does
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
+    except SystemExit as exc:  # the exit code an interpreter would give
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # as an interpreter would: the traceback reaches the server's log
+        traceback.print_exc()
+        sys.stderr.flush()
     finally:
         os._exit(code)
 

@@ -222,7 +222,8 @@ class KubernetesChannel:
             self._started = True
             self.write_status(state=S.STOPPING)
             commands.append({"cmd": "stop", "abort": spec.abort})
-            self.stop_watch.start(spec.abort, self._subarray_id)
+            # From the spec, not from the load: a stop can come before the runner has loaded.
+            self.stop_watch.start(spec.abort, spec.init.keyword_args.get("subarray_id"))
         return commands
 
     def _watch(self, on_change: Callable[[ProcedureResource | None], list[Any]]) -> None:

@@ -74,8 +74,10 @@ class ForkedProcess:
         stdout_r, stderr_r = os.fdopen(pipes[1], "rb", 0), os.fdopen(pipes[2], "rb", 0)
         pidfd = -1
         try:
-            os.waitpid(pid, os.WNOHANG)  # ChildProcessError unless it is this server's child
-            pidfd = os.pidfd_open(pid)  # this server's child: not reaped, so still this process
+            pidfd = os.pidfd_open(pid)  # the process itself, even if its PID is reused later
+            # ChildProcessError unless it is this server's child; WNOWAIT leaves an exit
+            # that has already happened to be collected (with its status) by _collect.
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             stdout, stderr = asyncio.StreamReader(limit, loop), asyncio.StreamReader(limit, loop)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), stdout_r)
             await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stderr), stderr_r)
@@ -83,10 +85,10 @@ class ForkedProcess:
         except (OSError, ChildProcessError) as exc:
             for pipe in (stdin_w, stdout_r, stderr_r):
                 pipe.close()
-            if pidfd >= 0:
+            if pidfd >= 0:  # killed through its pidfd: never another process given its PID
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
                 os.close(pidfd)
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
             adopted.disown(pid)  # reaped by the next sweep
             adopted.sweep_soon()
             raise RunnerError(f"Could not take over forked runner {pid}: {exc}") from exc
@@ -154,8 +156,10 @@ class Zygote:
         zygote = cls(process, control)
         try:
             ready = await asyncio.wait_for(loop.sock_recv(control, 64), _READY_WAIT)
-        except (OSError, TimeoutError) as exc:
-            ready = str(exc).encode()
+        except TimeoutError:
+            ready = f"no answer within {_READY_WAIT:.0f} s".encode()
+        except OSError as exc:
+            ready = (str(exc) or type(exc).__name__).encode()
         except asyncio.CancelledError:
             zygote.abandon()
             raise
