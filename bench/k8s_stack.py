@@ -32,7 +32,7 @@ import httpx
 from tests.conftest import SCRIPTS, Server
 from tests.k8s.api import API_RBAC
 from tests.k8s.cluster import Cluster
-from tests.k8s.oet_operator import SCRIPTS_DIR, Operator, install, runner_overrides
+from tests.k8s.oet_operator import Operator, install, runner_overrides, same_path_mounts
 from tests.k8s.workloads import Namespace
 from tests.sse import EventStream, Message
 
@@ -41,27 +41,10 @@ NOOP = f"file://{SCRIPTS}/hello_world.py"
 
 The API checks at create that the script exists in its `script_dirs`, so the checkout's
 `scripts/` is what both the API (a host process) and the runners (mounted at the same path,
-see :func:`same_path_scripts`) load from.
+see `same_path_mounts` in tests/k8s/oet_operator.py) load from.
 """
 CREATED = "procedure.lifecycle.created"
 COMPLETE = "procedure.lifecycle.complete"
-
-
-def same_path_scripts(namespace: Namespace) -> dict[str, Any]:
-    """Runner Pod overrides of the test cluster, with the checkout's `scripts/` at its own path."""
-    overrides = runner_overrides(namespace)
-    spec = overrides["spec"]
-    spec["volumes"].append(
-        {"name": "repo-scripts", "hostPath": {"path": str(SCRIPTS), "type": "Directory"}}
-    )
-    [runner] = spec["containers"]
-    runner["volumeMounts"].append(
-        {"name": "repo-scripts", "mountPath": str(SCRIPTS), "readOnly": True}
-    )
-    for variable in runner["env"]:
-        if variable["name"] == "OET_SCRIPT_DIRS":
-            variable["value"] = f"{SCRIPTS_DIR}:{SCRIPTS}"
-    return overrides
 
 
 class StampedStream:
@@ -129,7 +112,7 @@ class Stack:
         install(namespace)
         namespace.kubectl("apply", "-f", str(API_RBAC))
         limit = str(self.max_procedures)
-        overrides = json.dumps(same_path_scripts(namespace))
+        overrides = json.dumps(same_path_mounts(runner_overrides(namespace), {"scripts": SCRIPTS}))
         self.operator = Operator(namespace, OET_MAX_PROCEDURES=limit,
                                  OET_RUNNER_POD_OVERRIDES=overrides).start()  # fmt: skip
         config = self.cluster.service_account_kubeconfig(self.name, "oet-api")

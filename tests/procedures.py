@@ -208,7 +208,7 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
     """
     assert server.process is not None
     if server.env.get("OET_BACKEND") == "kubernetes":
-        return _pod_runner_pids(server.env["OET_KUBE_NAMESPACE"])
+        return set(pod_runners(server.env["OET_KUBE_NAMESPACE"]))
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -228,10 +228,14 @@ def runner_pids(server: Server, spares: bool = False) -> set[int]:
     return found
 
 
-def _pod_runner_pids(namespace: str) -> set[int]:
-    """Host PIDs of the runners in runner Pods of ``namespace`` (found by their environment)."""
+def pod_runners(namespace: str) -> dict[int, str]:
+    """The runners of ``namespace``'s runner Pods (on this machine): host PID → Procedure name.
+
+    Found by their environment; a runner that has exited has none left (a
+    zombie's is empty), so only live ones are found.
+    """
     wanted = f"OET_PROCEDURE_NAMESPACE={namespace}".encode()
-    found = set()
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -241,7 +245,8 @@ def _pod_runner_pids(namespace: str) -> set[int]:
         except OSError:
             continue
         if b"oet.runner" in cmdline and wanted in environ:
-            found.add(int(entry.name))
+            names = [v.split(b"=", 1)[1] for v in environ if v.startswith(b"OET_PROCEDURE_NAME=")]
+            found[int(entry.name)] = names[0].decode() if names else ""
     return found
 
 

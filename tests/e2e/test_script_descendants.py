@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server, wait_for
-from tests.procedures import create_id, start, stop, wait_for_state, written_json
+from tests.procedures import alive, create_id, start, stop, wait_for_state, written_json
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -76,15 +76,6 @@ def run():
     os.rename({str(pid_file)!r} + ".tmp", {str(pid_file)!r})
     {ENDINGS[ending].strip() if ending != "ignores the stop" else ENDINGS[ending]}
 """
-
-
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting to be reaped does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture

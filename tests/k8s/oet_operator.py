@@ -105,6 +105,31 @@ def runner_overrides(namespace: Namespace) -> dict[str, Any]:
     }}  # fmt: skip
 
 
+def same_path_mounts(
+    overrides: dict[str, Any], directories: dict[str, Path], read_only: bool = True
+) -> dict[str, Any]:
+    """``overrides`` with host ``directories`` (volume name → path) mounted at their own paths.
+
+    Runner Pods run on this machine, so a script the API (a host process) checks at create
+    is then the very file the runner loads: the same ``file://`` URI names it for both. The
+    directories are added to the runner's ``OET_SCRIPT_DIRS``.
+    """
+    spec = overrides["spec"]
+    spec["volumes"] += [
+        {"name": name, "hostPath": {"path": str(path), "type": "Directory"}}
+        for name, path in directories.items()
+    ]
+    [runner] = spec["containers"]
+    runner["volumeMounts"] += [
+        {"name": name, "mountPath": str(path), "readOnly": read_only}
+        for name, path in directories.items()
+    ]
+    for variable in runner["env"]:
+        if variable["name"] == "OET_SCRIPT_DIRS":
+            variable["value"] = ":".join([variable["value"], *map(str, directories.values())])
+    return overrides
+
+
 def install(namespace: Namespace) -> None:
     """The CRD, both Roles and ServiceAccounts, and the test scripts, in `namespace`."""
     namespace.cluster.kubectl("apply", "-f", str(REPO / "crds" / "procedure.yaml"))

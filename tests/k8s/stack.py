@@ -41,11 +41,12 @@ from oet.api.backends.kubernetes.cluster import ID_COUNTER, RUNNING_LEASE
 from oet.kube.names import procedure_id, runner_labels
 from oet.operator.builders import RUNNER_UID
 from tests.conftest import SCRIPTS
+from tests.k8s.api import API_RBAC
 from tests.k8s.cluster import REPO
-from tests.k8s.oet_operator import SCRIPTS_DIR, Operator, install, runner_overrides
+from tests.k8s.oet_operator import Operator, install, runner_overrides, same_path_mounts
 from tests.k8s.workloads import Namespace
+from tests.procedures import pod_runners
 
-API_RBAC = REPO / "k8s" / "rbac" / "api.yaml"
 SCRIPT_ROOT_PARENT = Path(tempfile.gettempdir())
 """Where script roots go: /tmp, readable by everyone (pytest's basetemp is not)."""
 OPERATOR_SETTINGS = frozenset(
@@ -90,24 +91,12 @@ class KubeStack:
 
     def runner_overrides(self) -> dict[str, Any]:
         """The test cluster's runner Pod settings plus same-path hostPath script mounts."""
-        overrides = runner_overrides(self.namespace)
-        mounts = {"repo-scripts": SCRIPTS, "e2e-scripts": self.script_root}
-        spec = overrides["spec"]
-        spec["volumes"] += [
-            {"name": name, "hostPath": {"path": str(path), "type": "Directory"}}
-            for name, path in mounts.items()
-        ]
-        [runner] = spec["containers"]
+        overrides = same_path_mounts(runner_overrides(self.namespace), {"repo-scripts": SCRIPTS})
+        same_path_mounts(overrides, {"e2e-scripts": self.script_root}, read_only=False)
         # The API starts in the repo (tests.conftest.Server): relative `file://scripts/x.py`
         # URIs, the user docs' form, must name the same file for the runner.
+        [runner] = overrides["spec"]["containers"]
         runner["workingDir"] = str(REPO)
-        runner["volumeMounts"] += [
-            {"name": name, "mountPath": str(path), "readOnly": name == "repo-scripts"}
-            for name, path in mounts.items()
-        ]
-        for variable in runner["env"]:
-            if variable["name"] == "OET_SCRIPT_DIRS":
-                variable["value"] = f"{SCRIPTS_DIR}:{self.script_dirs}"
         return overrides
 
     def configure(self, settings: dict[str, str]) -> None:
@@ -149,23 +138,8 @@ class KubeStack:
 
     def live_runners(self) -> set[int]:
         """IDs of the procedures whose runner process is alive (runner Pods run on this host)."""
-        wanted = f"OET_PROCEDURE_NAMESPACE={self.namespace.name}".encode()
-        found = set()
-        for entry in Path("/proc").iterdir():
-            try:
-                if (
-                    not entry.name.isdigit()
-                    or b"oet.runner" not in (entry / "cmdline").read_bytes()
-                ):
-                    continue
-                environ = (entry / "environ").read_bytes().split(b"\0")
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            names = [v for v in environ if v.startswith(b"OET_PROCEDURE_NAME=procedure-")]
-            if wanted in environ and names and state not in ("Z", "X"):
-                found.add(procedure_id(names[0].split(b"=", 1)[1].decode()))
-        return found
+        names = pod_runners(self.namespace.name).values()
+        return {procedure_id(name) for name in names if name.startswith("procedure-")}
 
     def runner_log(self, pid: int) -> str:
         """What the runner of procedure ``pid`` logged (its Pod's log)."""
