@@ -20,7 +20,6 @@ import pytest
 
 from tests.k8s.oet_operator import (
     FINAL,
-    Operator,
     create_procedure,
     install,
     jobs_of,
@@ -30,20 +29,8 @@ from tests.k8s.oet_operator import (
     wait,
     wait_state,
 )
+from tests.k8s.test_operator import OET
 from tests.k8s.workloads import Namespace
-
-
-class OET:
-    """The namespace with OET installed and its operator running."""
-
-    def __init__(self, namespace: Namespace) -> None:
-        self.namespace = namespace
-        self.operator = Operator(namespace).start()
-
-    def restart(self, **settings: str) -> None:
-        """Stop the operator and start one with these settings."""
-        self.operator.stop()
-        self.operator = Operator(self.namespace, **settings).start()
 
 
 @pytest.fixture(scope="module")
