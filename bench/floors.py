@@ -67,19 +67,9 @@ async def loopback_round_trips(count: int) -> tuple[list[float], float]:
         assert responder.stdout is not None
         port = int(responder.stdout.readline())
         endpoint = Endpoint.parse(f"http://127.0.0.1:{port}/api/v1.0")
-        request = endpoint.request("GET", "/procedures")
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        times = []
         cpu_before = cpu_seconds(responder.pid)
-        for _ in range(count):
-            began = time.perf_counter()
-            writer.write(request)
-            status, _ = await asyncio.wait_for(read_response(reader), 10)
-            times.append(time.perf_counter() - began)
-            if status != 200:
-                raise BenchError(f"the loopback responder answered {status}")
+        times = await _sequential_gets(endpoint, count, "the loopback responder")
         cpu_ms = (cpu_seconds(responder.pid) - cpu_before) / count * 1000
-        writer.close()
         return times, cpu_ms
     finally:
         responder.kill()
@@ -90,6 +80,11 @@ async def loopback_round_trips(count: int) -> tuple[list[float], float]:
 
 async def sequential_reads(endpoint: Endpoint, count: int) -> list[float]:
     """Seconds of ``count`` sequential keep-alive ``GET /procedures`` to the OET server."""
+    return await _sequential_gets(endpoint, count, "GET /procedures")
+
+
+async def _sequential_gets(endpoint: Endpoint, count: int, who: str) -> list[float]:
+    """Seconds of ``count`` back-to-back ``GET /procedures`` on one keep-alive connection."""
     request = endpoint.request("GET", "/procedures")
     reader, writer = await asyncio.open_connection(endpoint.host, endpoint.port)
     times = []
@@ -100,7 +95,7 @@ async def sequential_reads(endpoint: Endpoint, count: int) -> list[float]:
             status, _ = await asyncio.wait_for(read_response(reader), 10)
             times.append(time.perf_counter() - began)
             if status != 200:
-                raise BenchError(f"GET /procedures answered {status}")
+                raise BenchError(f"{who} answered {status}")
     finally:
         writer.close()
     return times
