@@ -107,9 +107,29 @@ class SpareRunners:
                 return await RunnerProcess.fork_idle(zygote)
             except RunnerError as exc:
                 if not zygote.vanished:  # gone (a signal to the process group, say): noted
-                    log.warning("%s; this runner is started as a fresh interpreter", exc)
+                    pause = await self._give_up_on(zygote)
+                    log.warning("%s; runners are fresh interpreters for %g s", exc, pause)
                     break
         return await RunnerProcess.start_idle()
+
+    async def _give_up_on(self, zygote: Zygote) -> float:
+        """Stop using ``zygote``, which failed a runner; no new one is tried for a while.
+
+        A fork or a take-over that fails once is likely to fail again (no
+        ``pidfd_open``, say): the pause keeps every create from paying for it.
+        """
+        async with self._zygote_lock:
+            if self._zygote is zygote:
+                self._zygote = None
+            pause = self._back_off()
+        await zygote.close()
+        return pause
+
+    def _back_off(self) -> float:
+        """Seconds (doubling, at most ``_MAX_PAUSE``) until a new zygote is tried."""
+        self._zygote_pause = min(_MAX_PAUSE, self._zygote_pause * 2 or 1.0)
+        self._zygote_retry_at = time.monotonic() + self._zygote_pause
+        return self._zygote_pause
 
     async def _live_zygote(self) -> Zygote | None:
         """The zygote, started (again) if it is not running; None while starting one fails."""
@@ -133,13 +153,11 @@ class SpareRunners:
             try:
                 self._zygote = await Zygote.start(runner_environment())
             except RunnerError as exc:
-                self._zygote_pause = min(_MAX_PAUSE, self._zygote_pause * 2 or 1.0)
-                self._zygote_retry_at = time.monotonic() + self._zygote_pause
                 log.log(
                     logging.INFO if isinstance(exc, ZygoteKilled) else logging.WARNING,
                     "%s; runners are fresh interpreters for %g s",
                     exc,
-                    self._zygote_pause,
+                    self._back_off(),
                 )
                 return None
             self._zygote_pause = 0.0
