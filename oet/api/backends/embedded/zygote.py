@@ -213,7 +213,7 @@ class Zygote:
             if not answer.isdigit():
                 self.vanished = not answer
                 _close(ours)
-                await self.close()  # a zygote that fails once is not trusted again
+                await self._close()  # a zygote that fails once is not trusted again
                 reason = answer.decode(errors="replace") or "the zygote exited"
                 raise RunnerError(f"Could not fork a runner: {reason}")
         return await ForkedProcess.adopt(int(answer), (ours[0], ours[1], ours[2]), limit)
@@ -225,7 +225,15 @@ class Zygote:
             self._process.kill()
 
     async def close(self) -> None:
-        """Close the control socket (the zygote exits on it) and wait for the zygote to go."""
+        """Close the control socket (the zygote exits on it) and wait for the zygote to go.
+
+        A fork under way is let finish first (at most its ``_FORK_WAIT``): its socket is
+        never closed under it.
+        """
+        async with self._lock:
+            await self._close()
+
+    async def _close(self) -> None:
         self.abandon()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._process.wait(), 5)
