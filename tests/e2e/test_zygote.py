@@ -126,8 +126,11 @@ def test_a_killed_zygote_is_replaced_and_procedures_still_load(
         run_until(api, script(QUICK), "COMPLETED")  # in the spare forked before
         replacement = the_zygote(server)
         assert replacement != zygote
-        for spare in wait_for_spares(server, 1):  # forked by the new zygote
+        killed = wait_for_spares(server, 1)  # forked by the new zygote
+        for spare in killed:
             os.kill(spare, signal.SIGKILL)
+        # Gone for the server too: a create at the instant of the kill may still get it.
+        wait_for(lambda: not any(map(alive, killed)), 10, "the killed spare to go")
         run_until(api, script(QUICK), "COMPLETED")  # forked on demand, or a fresh spare
 
 
