@@ -11,13 +11,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests import warm_server
 
 pytest_plugins = ["tests.k8s.fixtures", "tests.backends"]
 
@@ -75,23 +76,14 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Server":
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "oet.api.server",
-                    "--port",
-                    str(self.port),
-                    "--log-level",
-                    "warning",
-                ],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=REPO,
-            )
+        """Start it (from a spare that has done its imports, if one waits) and wait until ready.
+
+        Then a spare is made ready for the next server (tests/warm_server.py).
+        """
+        argv = ["--port", str(self.port), "--log-level", "warning"]
+        self.process = warm_server.launch(argv, self.env, self.log)
         wait_for(self._ready, 20, "the OET server to answer")
+        warm_server.prepare()
         return self
 
     def _ready(self) -> bool:
@@ -116,6 +108,13 @@ class Server:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.api, timeout=30)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_spare_server_left() -> Iterator[None]:
+    """Stop the spare server process the last server start prepared (tests/warm_server.py)."""
+    yield
+    warm_server.discard()
 
 
 @pytest.fixture
