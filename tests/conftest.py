@@ -76,14 +76,15 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> "Server":
-        """Start it (from a spare that has done its imports, if one waits) and wait until ready.
+        """Start it and wait until it answers.
 
-        Then a spare is made ready for the next server (tests/warm_server.py).
+        A server on the Kubernetes backend starts from a spare interpreter that has done
+        its imports, when one waits, and then has one made for the next (tests/warm_server.py).
         """
         argv = ["--port", str(self.port), "--log-level", "warning"]
         self.process = warm_server.launch(argv, self.env, self.log)
         wait_for(self._ready, 20, "the OET server to answer")
-        warm_server.prepare()
+        warm_server.prepare(self.env)
         return self
 
     def _ready(self) -> bool:

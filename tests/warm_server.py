@@ -1,19 +1,21 @@
-"""`oet-rest` for tests, started from a process that has already done its imports.
+"""`oet-rest` on the Kubernetes backend for tests, from a process that did its imports already.
 
-Why this exists: the suite starts a fresh `oet-rest` for nearly every end-to-end test, some
-hundreds per run, and each one spent most of its start (about 0.9 s of CPU) importing
-FastAPI, pydantic and the Kubernetes client. So after each server is up, the tests start one
-spare interpreter that imports `oet.api.server` and both backends and then waits on its
-stdin. The next server is that spare: it reads its order (environment, working directory,
-log file, command-line arguments) and calls `oet.api.server.main(argv)`, the function the
-`oet-rest` command runs. Everything else, the settings, the app, the backend and its runners,
-starts as in a cold process, from the order's environment, so a test sees the same server
-either way. The imports overlap the previous test instead of delaying the next.
+Why this exists: the Kubernetes variant of an end-to-end test starts a fresh `oet-rest`, and
+about 1 s of each start went on importing FastAPI, pydantic and the Kubernetes client. So
+once such a server is up, the tests start one spare interpreter that imports
+`oet.api.server` and the Kubernetes backend and then waits on its stdin, while the test runs
+(mostly waiting for runner Pods). The next Kubernetes-backend server is that spare: it reads
+its order (environment, working directory, log file, command-line arguments) and calls
+`oet.api.server.main(argv)`, the function the `oet-rest` command runs. Everything else, the
+settings, the app and the backend, starts as in a cold process, from the order's
+environment, so a test sees the same server either way. Measured on two test modules
+(41 Kubernetes tests): 102-114 s with spares, 134-135 s without.
 
-Only interpreter-start settings (``PYTHON*`` variables) cannot be changed once a process
-runs: a server whose environment differs from the spare's in those starts cold, as does
-every server when no live spare is waiting. A spare whose parent dies sees its stdin close
-and exits; the test session stops the last one (by PID) when it ends.
+Embedded-backend servers start cold: their start waits mostly for the runner zygote, not for
+imports, and a spare that imported the Kubernetes client cost them more CPU than it saved.
+Interpreter-start settings (``PYTHON*`` variables) cannot change once a process runs: a
+server whose environment differs from the spare's in those starts cold too. A spare whose
+parent dies sees its stdin close and exits; the test session stops the last one (by PID).
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class _Spare:
 _spare: _Spare | None = None
 
 
+def _on_kubernetes(env: Mapping[str, str]) -> bool:
+    return env.get("OET_BACKEND") == "kubernetes"
+
+
 def _start_up_settings(env: Mapping[str, str]) -> dict[str, str]:
     """The variables an interpreter reads when it starts (module search path, flags)."""
     return {k: v for k, v in env.items() if k.startswith("PYTHON")}
@@ -54,9 +60,12 @@ def _cold(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def launch(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """An `oet-rest` with ``argv`` and ``env`` in the repo, its output appended to ``log``.
 
-    The waiting spare becomes it when there is one that can; otherwise a cold start.
+    On the Kubernetes backend the waiting spare becomes it, if there is one that can;
+    otherwise a cold start.
     """
     global _spare
+    if not _on_kubernetes(env):
+        return _cold(argv, env, log)
     spare, _spare = _spare, None
     if spare is None:
         return _cold(argv, env, log)
@@ -75,10 +84,13 @@ def launch(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     return process
 
 
-def prepare() -> None:
-    """Start a spare for the next server, unless one is waiting already."""
+def prepare(env: Mapping[str, str]) -> None:
+    """After a server with ``env`` started: a spare for the next, if it is likely to want one.
+
+    Only after a Kubernetes-backend server, and unless a spare is waiting already.
+    """
     global _spare
-    if _spare is not None and _spare.process.poll() is None:
+    if not _on_kubernetes(env) or (_spare is not None and _spare.process.poll() is None):
         return
     discard()
     env = dict(os.environ)
@@ -107,11 +119,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _serve_when_ordered() -> None:
     """The spare: import, wait for the order, then be that `oet-rest`."""
-    import oet.api.backends.embedded
     import oet.api.backends.kubernetes
     import oet.api.server
 
-    del oet.api.backends.embedded, oet.api.backends.kubernetes
+    del oet.api.backends.kubernetes
     line = sys.stdin.buffer.readline()
     if not line:  # discarded, or the test session is gone
         return
