@@ -207,18 +207,20 @@ def start_control_plane(cluster: Cluster, timeout: float) -> None:
 
 
 def start_node(cluster: Cluster, timeout: float) -> None:
-    """containerd (own storage, images imported), then the kubelet; wait for the Node."""
+    """containerd (own root, cloned from the image template), then the kubelet; wait for the Node.
+
+    The template (built by prepare.py) already holds the images, imported and unpacked, so the
+    CRI plugin lists them as soon as containerd is up and `imagePullPolicy: Never` Pods run.
+    """
     images = cluster.artefacts["images"]
     state = cluster.dir / "containerd"
     config = node.containerd_config(state, images["pause"]["name"])
+    node.clone_containerd_root(Path(cluster.artefacts["node_template"]) / "root", state / "root")
     _launch(cluster, "containerd", ["containerd", "--config", str(config)])
     ctr = ["ctr", "--address", str(cluster.containerd_socket), "--namespace", "k8s.io"]
     _wait(cluster, "containerd socket",
           lambda: subprocess.run([*ctr, "version"], capture_output=True).returncode == 0,
           timeout)  # fmt: skip
-    for image in images.values():
-        subprocess.run([*ctr, "images", "import", image["archive"]], check=True,
-                       capture_output=True, timeout=timeout)  # fmt: skip
     node.make_cgroup_root(cluster.cgroup)
     kubelet_dir = cluster.dir / "kubelet"
     kubelet_dir.mkdir()

@@ -12,12 +12,53 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
+# Under a containerd root, what never changes once written: content blobs (named by their
+# digest) and the unpacked layers of committed overlayfs snapshots (read-only lower dirs; a
+# container writes only to an upper dir of its own). The rest (bolt databases) is mutable.
+IMMUTABLE = (
+    Path("io.containerd.content.v1.content/blobs"),
+    Path("io.containerd.snapshotter.v1.overlayfs/snapshots"),
+)
+
+
+def clone_containerd_root(template: Path, root: Path) -> None:
+    """Give one node's containerd its own root, holding the images of a template root.
+
+    The immutable files are hard-linked (cheap, and nothing ever writes them in place), the
+    rest is copied; every directory is the clone's own, so whatever the node's containerd
+    creates, renames or deletes leaves the template and other clones as they were.
+    """
+    if root.exists():
+        raise FileExistsError(f"{root} exists: a containerd root is cloned into a new path")
+    subprocess.run(["cp", "-a", "--link", str(template), str(root)], check=True,
+                   capture_output=True)  # fmt: skip
+    for directory, subdirectories, files in os.walk(root):
+        relative = Path(directory).relative_to(root)
+        if relative in IMMUTABLE:
+            subdirectories.clear()
+            continue
+        for name in files:
+            # Unlink first: copying onto the hard link would write into the template's file.
+            (root / relative / name).unlink()
+            shutil.copy2(template / relative / name, root / relative / name)
+
+
+def file_states(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Each file's (size, mtime in ns, mode) under `root`: what writing into the tree changes."""
+    states = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            info = (Path(directory) / name).lstat()
+            relative = str((Path(directory) / name).relative_to(root))
+            states[relative] = (info.st_size, info.st_mtime_ns, info.st_mode)
+    return states
 
 
 def containerd_config(directory: Path, pause_image: str) -> Path:
