@@ -28,26 +28,45 @@ IMMUTABLE = (
 )
 
 
-def clone_containerd_root(template: Path, root: Path) -> None:
-    """Give one node's containerd its own root, holding the images of a template root.
+class RootClone:
+    """One node's own containerd root, cloned from a template root in the background.
 
     The immutable files are hard-linked (cheap, and nothing ever writes them in place), the
     rest is copied; every directory is the clone's own, so whatever the node's containerd
-    creates, renames or deletes leaves the template and other clones as they were.
+    creates, renames or deletes leaves the template and other clones as they were. The
+    hard-linking runs while the control plane starts; `finish()` completes the clone.
     """
-    if root.exists():
-        raise FileExistsError(f"{root} exists: a containerd root is cloned into a new path")
-    subprocess.run(["cp", "-a", "--link", str(template), str(root)], check=True,
-                   capture_output=True)  # fmt: skip
-    for directory, subdirectories, files in os.walk(root):
-        relative = Path(directory).relative_to(root)
-        if relative in IMMUTABLE:
-            subdirectories.clear()
-            continue
-        for name in files:
-            # Unlink first: copying onto the hard link would write into the template's file.
-            (root / relative / name).unlink()
-            shutil.copy2(template / relative / name, root / relative / name)
+
+    def __init__(self, template: Path, root: Path) -> None:
+        if root.exists():
+            raise FileExistsError(f"{root} exists: a containerd root is cloned into a new path")
+        self.template = template
+        self.root = root
+        root.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["cp", "-a", "--link", str(template), str(root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the hard links, then give the clone real copies of the mutable files."""
+        try:
+            _, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise
+        if self.process.returncode != 0:
+            raise OSError(f"cloning {self.template} failed: {stderr.decode(errors='replace')}")
+        for directory, subdirectories, files in os.walk(self.root):
+            relative = Path(directory).relative_to(self.root)
+            if relative in IMMUTABLE:
+                subdirectories.clear()
+                continue
+            for name in files:
+                # Unlink first: copying onto the hard link would write into the template's file.
+                (self.root / relative / name).unlink()
+                shutil.copy2(self.template / relative / name, self.root / relative / name)
 
 
 def file_states(root: Path) -> dict[str, tuple[int, int, int]]:
