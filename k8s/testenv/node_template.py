@@ -34,6 +34,11 @@ from build_binaries import cache_root
 # Bump when the way a template is made changes in a way the key does not show.
 RECIPE = "1"
 SNAPSHOTTER = "overlayfs"
+# What clusters hard-link from a template (the same list as in tests/k8s/node.py).
+IMMUTABLE = (
+    Path("io.containerd.content.v1.content/blobs"),
+    Path(f"io.containerd.snapshotter.v1.{SNAPSHOTTER}/snapshots"),
+)
 # Templates kept whatever their age; older ones are deleted once unused for the grace period.
 KEEP = 3
 GRACE_SECONDS = 3600
@@ -154,7 +159,7 @@ def build(images: dict[str, dict[str, str]], final: Path) -> None:
     try:
         (work / "root").mkdir(mode=0o711)
         _import(work / "root", images)
-        record = {"images": images, "databases": database_states(work / "root")}
+        record = {"images": images, "mutable": mutable_states(work / "root")}
         (work / "template.json").write_text(json.dumps(record, indent=2))
         try:
             work.rename(final)
@@ -194,12 +199,23 @@ def prune(keep: Path) -> None:
             build_images.remove_tree(leftover)
 
 
-def database_states(root: Path) -> dict[str, list[int]]:
-    """Size and mtime of each bolt database under a containerd root (what a containerd writes)."""
+def mutable_states(root: Path) -> dict[str, list[int]]:
+    """Size and mtime of each file a containerd writes in place (its bolt databases).
+
+    That is every file outside the blobs and snapshot layers, which clusters hard-link; the
+    list must match `IMMUTABLE` in tests/k8s/node.py.
+    """
     states = {}
-    for path in sorted(root.rglob("*.db")):
-        info = path.stat()
-        states[str(path.relative_to(root))] = [info.st_size, info.st_mtime_ns]
+    for directory, subdirectories, files in os.walk(root):
+        if Path(directory).relative_to(root) in IMMUTABLE:
+            subdirectories.clear()
+            continue
+        for name in sorted(files):
+            info = (Path(directory) / name).lstat()
+            states[str((Path(directory) / name).relative_to(root))] = [
+                info.st_size,
+                info.st_mtime_ns,
+            ]
     return states
 
 
@@ -209,7 +225,7 @@ def intact(template: Path) -> bool:
         record = json.loads((template / "template.json").read_text())
     except (OSError, ValueError):
         return False
-    return bool(record.get("databases") == database_states(template / "root"))
+    return bool(record.get("mutable") == mutable_states(template / "root"))
 
 
 def ensure(images: dict[str, dict[str, str]]) -> Path:

@@ -22,6 +22,7 @@ CGROUP_V1 = Path("/sys/fs/cgroup")
 # Under a containerd root, what never changes once written: content blobs (named by their
 # digest) and the unpacked layers of committed overlayfs snapshots (read-only lower dirs; a
 # container writes only to an upper dir of its own). The rest (bolt databases) is mutable.
+# k8s/testenv/node_template.py keeps the same list.
 IMMUTABLE = (
     Path("io.containerd.content.v1.content/blobs"),
     Path("io.containerd.snapshotter.v1.overlayfs/snapshots"),
@@ -43,8 +44,10 @@ class RootClone:
         self.template = template
         self.root = root
         root.parent.mkdir(parents=True, exist_ok=True)
+        # Hard links need one filesystem; across two (OET_CACHE_DIR elsewhere) copy it all.
+        same = template.stat().st_dev == root.parent.stat().st_dev
         self.process = subprocess.Popen(
-            ["cp", "-a", "--link", str(template), str(root)],
+            ["cp", "-a", *(["--link"] if same else []), str(template), str(root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
 

@@ -63,13 +63,13 @@ def test_a_template_whose_databases_changed_is_not_intact(tmp_path: Path) -> Non
         tmp_path,
         f"""
 from pathlib import Path
-record = {{"databases": node_template.database_states(Path('{template}') / 'root')}}
+record = {{"mutable": node_template.mutable_states(Path('{template}') / 'root')}}
 (Path('{template}') / 'template.json').write_text(__import__('json').dumps(record))
 """,
     )
     check = f"print(node_template.intact(__import__('pathlib').Path('{template}')))"
     assert _node_template(tmp_path, check).strip() == "True"
-    assert json.loads((template / "template.json").read_text())["databases"]
+    assert json.loads((template / "template.json").read_text())["mutable"]
 
     database.write_bytes(b"bolt, written by a containerd")
 
