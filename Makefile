@@ -33,7 +33,7 @@ test: lint browser cluster-build ## lint, then run the whole test suite (browser
 test-k8s: cluster-build ## run only the tests on the real single-node Kubernetes test cluster (e2e variants too)
 	$(BIN)/python -m pytest -m k8s tests/k8s tests/e2e
 
-cluster-build: install ## build (once, cached) the test cluster's binaries and images
+cluster-build: install ## build (once, cached) the test cluster's binaries, images and the node's image template
 	nice -n 10 $(BIN)/python k8s/testenv/prepare.py >/dev/null
 
 cluster: cluster-build ## start the test cluster, print how to use kubectl with it; Ctrl-C stops it

@@ -3,7 +3,8 @@
 Why this exists: one entry point for `make cluster-build` and for the harness, so a cold
 build happens before a test session starts (pytest's per-test timeout is far shorter than a
 cold build) and a warm one costs only a few hash checks. Prints, as JSON on stdout, the bin
-directories and the image names/archives; progress and timings go to stderr.
+directories, the image names/archives and the node template (a containerd root holding the
+images, see `node_template.py`); progress and timings go to stderr.
 
     nice -n 10 python k8s/testenv/prepare.py
 """
@@ -17,6 +18,7 @@ import time
 import build_binaries
 import build_images
 import host_packages
+import node_template
 
 
 def main() -> None:
@@ -33,9 +35,12 @@ def main() -> None:
     step = time.monotonic()
     images = build_images.ensure(sys.executable)
     timings["images"] = time.monotonic() - step
+    step = time.monotonic()
+    template = node_template.ensure(images)
+    timings["node template"] = time.monotonic() - step
     summary = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
     print(f"[prepare] ready: {summary}", file=sys.stderr, flush=True)
-    print(json.dumps({"bin": bins, "images": images}))
+    print(json.dumps({"bin": bins, "images": images, "node_template": str(template)}))
 
 
 if __name__ == "__main__":

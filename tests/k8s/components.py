@@ -152,10 +152,19 @@ def _write_credentials(cluster: Cluster) -> None:
 
 
 def start_all(cluster: Cluster, timeout: float) -> None:
-    """Start the control plane, then the node, waiting for each to be ready."""
+    """Start the control plane, then the node, waiting for each to be ready.
+
+    The node's containerd root is cloned from the image template while the control plane
+    starts (the clone is mostly the kernel making hard links).
+    """
     (cluster.dir / "logs").mkdir(parents=True, exist_ok=True)
-    _write_credentials(cluster)
-    start_control_plane(cluster, timeout)
+    template = Path(cluster.artefacts["node_template"]) / "root"
+    clone = node.RootClone(template, cluster.dir / "containerd" / "root")
+    try:
+        _write_credentials(cluster)
+        start_control_plane(cluster, timeout)
+    finally:
+        clone.finish(timeout)  # also on failure: nothing may write under the dir once stopped
     start_node(cluster, timeout)
 
 
@@ -207,18 +216,18 @@ def start_control_plane(cluster: Cluster, timeout: float) -> None:
 
 
 def start_node(cluster: Cluster, timeout: float) -> None:
-    """containerd (own storage, images imported), then the kubelet; wait for the Node."""
-    images = cluster.artefacts["images"]
+    """containerd (on its root cloned from the image template), then the kubelet; wait for the Node.
+
+    The template (built by prepare.py) already holds the images, imported and unpacked, so the
+    CRI plugin lists them as soon as containerd is up and `imagePullPolicy: Never` Pods run.
+    """
     state = cluster.dir / "containerd"
-    config = node.containerd_config(state, images["pause"]["name"])
+    config = node.containerd_config(state, cluster.artefacts["images"]["pause"]["name"])
     _launch(cluster, "containerd", ["containerd", "--config", str(config)])
     ctr = ["ctr", "--address", str(cluster.containerd_socket), "--namespace", "k8s.io"]
     _wait(cluster, "containerd socket",
           lambda: subprocess.run([*ctr, "version"], capture_output=True).returncode == 0,
           timeout)  # fmt: skip
-    for image in images.values():
-        subprocess.run([*ctr, "images", "import", image["archive"]], check=True,
-                       capture_output=True, timeout=timeout)  # fmt: skip
     node.make_cgroup_root(cluster.cgroup)
     kubelet_dir = cluster.dir / "kubelet"
     kubelet_dir.mkdir()

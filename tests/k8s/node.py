@@ -12,12 +12,75 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
+# Under a containerd root, what never changes once written: content blobs (named by their
+# digest) and the unpacked layers of committed overlayfs snapshots (read-only lower dirs; a
+# container writes only to an upper dir of its own). The rest (bolt databases) is mutable.
+# k8s/testenv/node_template.py keeps the same list.
+IMMUTABLE = (
+    Path("io.containerd.content.v1.content/blobs"),
+    Path("io.containerd.snapshotter.v1.overlayfs/snapshots"),
+)
+
+
+class RootClone:
+    """One node's own containerd root, cloned from a template root in the background.
+
+    The immutable files are hard-linked (cheap, and nothing ever writes them in place), the
+    rest is copied; every directory is the clone's own, so whatever the node's containerd
+    creates, renames or deletes leaves the template and other clones as they were. The
+    hard-linking runs while the control plane starts; `finish()` completes the clone.
+    """
+
+    def __init__(self, template: Path, root: Path) -> None:
+        if root.exists():
+            raise FileExistsError(f"{root} exists: a containerd root is cloned into a new path")
+        self.template = template
+        self.root = root
+        root.parent.mkdir(parents=True, exist_ok=True)
+        # Hard links need one filesystem; across two (OET_CACHE_DIR elsewhere) copy it all.
+        same = template.stat().st_dev == root.parent.stat().st_dev
+        self.process = subprocess.Popen(
+            ["cp", "-a", *(["--link"] if same else []), str(template), str(root)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def finish(self, timeout: float) -> None:
+        """Wait for the hard links, then give the clone real copies of the mutable files."""
+        try:
+            _, stderr = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.communicate()
+            raise
+        if self.process.returncode != 0:
+            raise OSError(f"cloning {self.template} failed: {stderr.decode(errors='replace')}")
+        for directory, subdirectories, files in os.walk(self.root):
+            relative = Path(directory).relative_to(self.root)
+            if relative in IMMUTABLE:
+                subdirectories.clear()
+                continue
+            for name in files:
+                # Unlink first: copying onto the hard link would write into the template's file.
+                (self.root / relative / name).unlink()
+                shutil.copy2(self.template / relative / name, self.root / relative / name)
+
+
+def file_states(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Each file's (size, mtime in ns, mode) under `root`: what writing into the tree changes."""
+    states = {}
+    for directory, _, files in os.walk(root):
+        for name in files:
+            info = (Path(directory) / name).lstat()
+            relative = str((Path(directory) / name).relative_to(root))
+            states[relative] = (info.st_size, info.st_mtime_ns, info.st_mode)
+    return states
 
 
 def containerd_config(directory: Path, pause_image: str) -> Path:

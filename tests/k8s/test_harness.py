@@ -2,7 +2,9 @@
 
 A second, short-lived cluster runs beside the session's one (own ports, directory, containerd
 and cgroup root), with a Pod running when it is interrupted; afterwards none of its processes,
-container processes, shims, mounts, cgroups or files may remain.
+container processes, shims, mounts, cgroups or files may remain. Both clusters' containerd
+roots are cloned from the same cached template (`k8s/testenv/node_template.py`), which must
+come out of this unchanged even though the Pod writes over a file of the OET image.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ def _read_until(pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
 def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
     cluster: Cluster,
 ) -> None:
+    template = Path(cluster.artefacts["node_template"])
+    template_before = node.file_states(template)
     command = [sys.executable, "-m", "tests.k8s.cluster"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
                                stderr=subprocess.DEVNULL)  # fmt: skip
@@ -52,13 +56,19 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
             "spec": {"hostNetwork": True, "tolerations": values["tolerations"],
                      "containers": [{"name": "main", "image": cluster.image,
                                      "imagePullPolicy": "Never",
-                                     "command": ["sleep", "3600"]}]},
+                                     "securityContext": {"runAsUser": 0},
+                                     # Overwrites a file of the image's lower layers.
+                                     "command": ["sh", "-c", "echo changed >> /etc/os-release"
+                                                 " && exec sleep 3600"]}]},
         }  # fmt: skip
         subprocess.run(["kubectl", "apply", "-f", "-"], input=json.dumps(pod), env=env,
                        check=True, capture_output=True, text=True)  # fmt: skip
         subprocess.run(["kubectl", "wait", "--for=jsonpath={.status.phase}=Running",
                         "pod/sleeper", "--timeout=120s"], env=env, check=True,
                        capture_output=True)  # fmt: skip
+        seen = subprocess.run(["kubectl", "exec", "sleeper", "--", "cat", "/etc/os-release"],
+                              env=env, check=True, capture_output=True, text=True)  # fmt: skip
+        assert seen.stdout.endswith("changed\n")
         pids = json.loads((directory / "pids.json").read_text())
         cgroup = "/" + directory.name
         assert node.cgroup_pids(cgroup), "the running Pod's processes are in the node's cgroup"
@@ -78,6 +88,7 @@ def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
     assert not any((hierarchy / directory.name).exists() for hierarchy in node.hierarchies())
     assert node.mounts_under(directory) == []
     assert not directory.exists()
+    assert node.file_states(template) == template_before
 
 
 def test_readme_names_the_cluster_commands_and_make_cluster_runs_this_harness() -> None:
