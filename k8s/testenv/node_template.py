@@ -34,7 +34,9 @@ from build_binaries import cache_root
 # Bump when the way a template is made changes in a way the key does not show.
 RECIPE = "1"
 SNAPSHOTTER = "overlayfs"
-# What clusters hard-link from a template (the same list as in tests/k8s/node.py).
+# What clusters hard-link from a template (prepare.py hands them this list): content blobs,
+# named by their digest, and the unpacked layers of committed snapshots (read-only lower dirs;
+# a container writes only to an upper dir of its own). The rest (bolt databases) is mutable.
 IMMUTABLE = (
     Path("io.containerd.content.v1.content/blobs"),
     Path(f"io.containerd.snapshotter.v1.{SNAPSHOTTER}/snapshots"),
@@ -203,7 +205,7 @@ def mutable_states(root: Path) -> dict[str, list[int]]:
     """Size and mtime of each file a containerd writes in place (its bolt databases).
 
     That is every file outside the blobs and snapshot layers, which clusters hard-link; the
-    list must match `IMMUTABLE` in tests/k8s/node.py.
+    list is the one prepare.py hands the clusters.
     """
     states = {}
     for directory, subdirectories, files in os.walk(root):

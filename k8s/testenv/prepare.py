@@ -4,7 +4,8 @@ Why this exists: one entry point for `make cluster-build` and for the harness, s
 build happens before a test session starts (pytest's per-test timeout is far shorter than a
 cold build) and a warm one costs only a few hash checks. Prints, as JSON on stdout, the bin
 directories, the image names/archives and the node template (a containerd root holding the
-images, see `node_template.py`); progress and timings go to stderr.
+images, and which of its directories clusters may hard-link: see `node_template.py`);
+progress and timings go to stderr.
 
     nice -n 10 python k8s/testenv/prepare.py
 """
@@ -40,7 +41,8 @@ def main() -> None:
     timings["node template"] = time.monotonic() - step
     summary = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in timings.items())
     print(f"[prepare] ready: {summary}", file=sys.stderr, flush=True)
-    print(json.dumps({"bin": bins, "images": images, "node_template": str(template)}))
+    node = {"dir": str(template), "shared": [str(path) for path in node_template.IMMUTABLE]}
+    print(json.dumps({"bin": bins, "images": images, "node_template": node}))
 
 
 if __name__ == "__main__":

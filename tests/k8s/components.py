@@ -158,8 +158,10 @@ def start_all(cluster: Cluster, timeout: float) -> None:
     starts (the clone is mostly the kernel making hard links).
     """
     (cluster.dir / "logs").mkdir(parents=True, exist_ok=True)
-    template = Path(cluster.artefacts["node_template"]) / "root"
-    clone = node.RootClone(template, cluster.dir / "containerd" / "root")
+    template = cluster.artefacts["node_template"]
+    shared = [Path(path) for path in template["shared"]]
+    clone = node.RootClone(Path(template["dir"]) / "root", cluster.dir / "containerd" / "root",
+                           shared)  # fmt: skip
     try:
         _write_credentials(cluster)
         start_control_plane(cluster, timeout)

@@ -16,17 +16,10 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
-# Under a containerd root, what never changes once written: content blobs (named by their
-# digest) and the unpacked layers of committed overlayfs snapshots (read-only lower dirs; a
-# container writes only to an upper dir of its own). The rest (bolt databases) is mutable.
-# k8s/testenv/node_template.py keeps the same list.
-IMMUTABLE = (
-    Path("io.containerd.content.v1.content/blobs"),
-    Path("io.containerd.snapshotter.v1.overlayfs/snapshots"),
-)
 
 
 class RootClone:
@@ -38,11 +31,14 @@ class RootClone:
     hard-linking runs while the control plane starts; `finish()` completes the clone.
     """
 
-    def __init__(self, template: Path, root: Path) -> None:
+    def __init__(self, template: Path, root: Path, shared: Iterable[Path]) -> None:
+        """Start cloning ``template`` into ``root`` (new); ``shared``: directories (relative)
+        whose files are never written in place, so may be hard-linked (from prepare.py)."""
         if root.exists():
             raise FileExistsError(f"{root} exists: a containerd root is cloned into a new path")
         self.template = template
         self.root = root
+        self.shared = frozenset(shared)
         root.parent.mkdir(parents=True, exist_ok=True)
         # Hard links need one filesystem; across two (OET_CACHE_DIR elsewhere) copy it all.
         same = template.stat().st_dev == root.parent.stat().st_dev
@@ -63,7 +59,7 @@ class RootClone:
             raise OSError(f"cloning {self.template} failed: {stderr.decode(errors='replace')}")
         for directory, subdirectories, files in os.walk(self.root):
             relative = Path(directory).relative_to(self.root)
-            if relative in IMMUTABLE:
+            if relative in self.shared:
                 subdirectories.clear()
                 continue
             for name in files:

@@ -38,7 +38,7 @@ def _read_until(pattern: str, process: subprocess.Popen[str]) -> re.Match[str]:
 def test_interrupted_cluster_stops_everything_it_started_and_unmounts_all(
     cluster: Cluster,
 ) -> None:
-    template = Path(cluster.artefacts["node_template"])
+    template = Path(cluster.artefacts["node_template"]["dir"])
     template_before = node.file_states(template)
     command = [sys.executable, "-m", "tests.k8s.cluster"]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
