@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import statistics
 import sys
@@ -217,9 +218,19 @@ def whole_stack(cluster: Cluster, options: Options, folder: Path) -> list[Figure
 
 
 def run(cluster: Cluster, options: Options) -> list[Figure]:
-    """Every figure, on a started cluster (namespaces of its own, deleted afterwards)."""
+    """Every figure, on a started cluster (namespaces of its own, deleted afterwards).
+
+    The servers' logs go to a temporary folder, deleted after a run that measured
+    everything and kept (its path printed) after one that failed or was interrupted.
+    """
     folder = Path(tempfile.mkdtemp(prefix="oet-bench-k8s-"))
-    return [*api_only(cluster, options, folder), *whole_stack(cluster, options, folder)]
+    try:
+        figures = [*api_only(cluster, options, folder), *whole_stack(cluster, options, folder)]
+    except BaseException:
+        print(f"[bench] the servers' logs are kept in {folder}", file=sys.stderr)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    return figures
 
 
 def _interrupt(signum: int, _frame: object) -> None:

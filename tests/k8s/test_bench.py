@@ -69,6 +69,7 @@ def test_kubernetes_bench_measures_every_figure_and_leaves_nothing_running(
     cluster: Cluster,
 ) -> None:
     bench = _bench()
+    folders_before = set(Path(tempfile.gettempdir()).glob("oet-bench-k8s-*"))
     figures: list[Any] = bench.run(cluster, bench.QUICK)
 
     values = {f.name: f.value for f in figures}
@@ -94,6 +95,8 @@ def test_kubernetes_bench_measures_every_figure_and_leaves_nothing_running(
             and n["metadata"]["name"].startswith("bench-")}  # fmt: skip
     assert f"bench-stack-{os.getpid()}" not in ours  # deleted, its runner Pods with it
     assert set(ours.values()) <= {"Terminating"}, ours
+    # Its log folder went with it (a failed run keeps it, for the logs).
+    assert set(Path(tempfile.gettempdir()).glob("oet-bench-k8s-*")) <= folders_before
 
 
 def test_ctrl_c_during_the_kubernetes_bench_stops_its_cluster_and_everything_in_it() -> None:
