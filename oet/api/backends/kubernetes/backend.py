@@ -64,8 +64,11 @@ LIFECYCLE_TOPICS = {
 SCRIPT_EXECUTING = frozenset({S.INITIALISING, S.RUNNING, S.STOPPING})
 """States in which a procedure's script runs, and so may publish events."""
 
-HOLD_SCRIPT_EVENTS = 1.0
-"""Seconds a script event may wait for its procedure's state change to be seen first."""
+HOLD_SCRIPT_EVENTS = 5.0
+"""Seconds a script event may wait for its procedure's state change to be seen first.
+
+It is released as soon as that change arrives, so this only matters when the Procedures
+watch lags the Events watch, which on a busy node can last more than a second."""
 
 
 _Waiter = tuple[Callable[[Procedure], bool], "asyncio.Future[Procedure | None]"]
