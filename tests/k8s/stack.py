@@ -164,8 +164,12 @@ class KubeStack:
         that nothing of an earlier test still runs or can be mistaken for a new procedure's
         runner (Job names are per procedure ID). Collections are deleted in one request
         each: kubectl deletes objects one by one, which cost seconds per test for events.
-        Runner Pods are deleted at once, without a grace period: the runners of the last
-        test need no graceful stop (a runner whose Procedure is gone ends by itself).
+        Runner Pods whose container runs or has ended are deleted at once, without a grace
+        period (the runners of the last test need no graceful stop; a runner whose Procedure
+        is gone ends by itself), and then their runner processes are waited for. A Pod still
+        Pending may have its container being created, with no process to wait for yet: it
+        is deleted with a grace period, so that it is gone only once the kubelet has stopped
+        it, and a runner started late cannot adopt the next test's procedure of its name.
         """
         if not self._dirty:
             return
@@ -174,7 +178,11 @@ class KubeStack:
         CustomObjectsApi(api).delete_collection_namespaced_custom_object(GROUP, VERSION, name,
                                                                          PLURAL)  # fmt: skip
         BatchV1Api(api).delete_collection_namespaced_job(name, propagation_policy="Background")
-        core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+        for pod in core.list_namespaced_pod(name).items:
+            pending = (pod.status.phase if pod.status else None) in (None, "Pending")
+            with contextlib.suppress(ApiException):  # gone already
+                core.delete_namespaced_pod(str(pod.metadata and pod.metadata.name), name,
+                                           grace_period_seconds=1 if pending else 0)  # fmt: skip
 
         def all_gone() -> bool:
             return not (core.list_namespaced_pod(name, limit=1).items or self.live_runners())
@@ -196,15 +204,19 @@ class KubeStack:
         """A Kubernetes API client with the cluster's admin credentials (made once)."""
         if self._api_client is None:
             kubeconfig = str(self.namespace.cluster.kubeconfig)
-            self._api_client = api_client(client_configuration(kubeconfig))
+            # environ={}: the admin kubeconfig even if this runs in a Pod of another cluster
+            self._api_client = api_client(client_configuration(kubeconfig, environ={}))
         return self._api_client
 
     def stop(self) -> None:
         """Remove every runner, stop the operator (by PID) and delete the script files."""
         with contextlib.suppress(Exception):
             self.reset()
-        if self.operator is not None:
-            self.operator.stop()
-        if self._api_client is not None:
-            self._api_client.close()
+        try:
+            if self.operator is not None:
+                self.operator.stop()
+        finally:
+            if self._api_client is not None:
+                self._api_client.close()
+                self._api_client = None
         shutil.rmtree(self.script_root, ignore_errors=True)
