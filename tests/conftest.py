@@ -78,13 +78,12 @@ class Server:
     def start(self) -> "Server":
         """Start it and wait until it answers.
 
-        A server on the Kubernetes backend starts from a spare interpreter that has done
-        its imports, when one waits, and then has one made for the next (tests/warm_server.py).
+        A server on the Kubernetes backend starts from a spare interpreter that has done its
+        imports, when the `make_server` fixture has had one made (tests/warm_server.py).
         """
         argv = ["--port", str(self.port), "--log-level", "warning"]
         self.process = warm_server.launch(argv, self.env, self.log)
         wait_for(self._ready, 20, "the OET server to answer")
-        warm_server.prepare(self.env)
         return self
 
     def _ready(self) -> bool:
@@ -144,6 +143,7 @@ def make_server(
             request.getfixturevalue("kube_stack").configure(settings)
         server = Server(db_path or tmp_path / "oet.sqlite3", settings, port).start()
         servers.append(server)
+        warm_server.prepare(server.env)  # for the next test's server, while this one runs
         return server
 
     yield make

@@ -13,6 +13,7 @@ environment, so a test sees the same server either way. Measured on two test mod
 
 Embedded-backend servers start cold: their start waits mostly for the runner zygote, not for
 imports, and a spare that imported the Kubernetes client cost them more CPU than it saved.
+Spares are made by the `make_server` fixture only (a bench that uses `Server` gets none).
 Interpreter-start settings (``PYTHON*`` variables) cannot change once a process runs: a
 server whose environment differs from the spare's in those starts cold too. A spare whose
 parent dies sees its stdin close and exits; the test session stops the last one (by PID).
@@ -25,6 +26,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,10 +121,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 def _serve_when_ordered() -> None:
     """The spare: import, wait for the order, then be that `oet-rest`."""
-    import oet.api.backends.kubernetes
-    import oet.api.server
-
-    del oet.api.backends.kubernetes
+    try:
+        import oet.api.backends.kubernetes
+        import oet.api.server
+    except BaseException:
+        failure: str | None = traceback.format_exc()
+    else:
+        failure = None
+        del oet.api.backends.kubernetes
     line = sys.stdin.buffer.readline()
     if not line:  # discarded, or the test session is gone
         return
@@ -136,6 +142,9 @@ def _serve_when_ordered() -> None:
         os.dup2(source, target)
     os.close(log)
     os.close(null)
+    if failure is not None:  # in the server's log, where a cold start would have put it
+        sys.stderr.write(failure)
+        raise SystemExit(1)
     oet.api.server.main(order["argv"])
 
 
