@@ -3,9 +3,9 @@
 Why this exists: importing the OET image archive into a fresh containerd (unpacking it into
 overlayfs snapshots) took most of a warm cluster start, on every start. Instead the images are
 imported once into a template root, cached in `~/.cache/oet/node-templates/<key>/root`, and
-each cluster's containerd starts on a cheap copy of it (`tests/k8s/node.py`,
-`clone_containerd_root`). The key hashes what the root holds: the containerd version, the
-snapshotter and each image's name (its inputs hash) and archive size.
+each cluster's containerd starts on a cheap copy of it (`tests/k8s/node.py`, `RootClone`).
+The key hashes what the root holds: the containerd version, the snapshotter and each image's
+name (its inputs hash) and archive size.
 
 A template is built in a `.building-*` directory next to the final one and renamed into place
 only when complete, so a crash never leaves a half-built template under a real key. The newest
@@ -181,24 +181,36 @@ def prune(keep: Path) -> None:
     """
     now = time.time()
     directory = keep.parent
-    templates = sorted(
-        (p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for old in templates[KEEP:]:
-        if old != keep and now - old.stat().st_mtime > GRACE_SECONDS:
-            # Renamed first, so a half-deleted tree is never taken for a template.
-            doomed = directory / f".deleting-{old.name}"
-            try:
-                old.rename(doomed)
+
+    def named_at(path: Path) -> float | None:
+        """When it was last named (its mtime); None if another run removed it meanwhile."""
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    found = [(p, named_at(p)) for p in directory.iterdir() if not p.name.startswith(".")]
+    templates = sorted(((p, t) for p, t in found if t is not None and p.is_dir()),
+                       key=lambda pair: pair[1], reverse=True)  # fmt: skip
+    for old, named in templates[KEEP:]:
+        if old != keep and now - named > GRACE_SECONDS:
+            try:  # renamed first, so a half-deleted tree is never taken for a template
+                doomed = _set_aside(old)
             except OSError:
                 continue  # another run is deleting it
             build_images.remove_tree(doomed)
             log(f"deleted the unused node template {old.name}")
     for leftover in directory.glob(".*-*"):
-        if now - leftover.stat().st_mtime > GRACE_SECONDS:
+        set_at = named_at(leftover)
+        if set_at is not None and now - set_at > GRACE_SECONDS:
             build_images.remove_tree(leftover)
+
+
+def _set_aside(template: Path) -> Path:
+    """Rename `template` to a name of its own for deleting (no two runs pick the same)."""
+    doomed = template.parent / f".deleting-{template.name}-{os.getpid()}-{time.time_ns()}"
+    template.rename(doomed)
+    return doomed
 
 
 def mutable_states(root: Path) -> dict[str, list[int]]:
@@ -235,9 +247,8 @@ def ensure(images: dict[str, dict[str, str]]) -> Path:
     final = templates_dir() / key_of(images)
     if final.is_dir() and not intact(final):
         log(f"node template {final.name} was changed after it was built; building it again")
-        doomed = final.parent / f".deleting-{final.name}"
-        final.rename(doomed)
-        build_images.remove_tree(doomed)
+        with contextlib.suppress(FileNotFoundError):  # another run set it aside first
+            build_images.remove_tree(_set_aside(final))
     if not final.is_dir():
         build(images, final)
     os.utime(final)  # named now: prune() keeps it

@@ -165,8 +165,10 @@ def start_all(cluster: Cluster, timeout: float) -> None:
     try:
         _write_credentials(cluster)
         start_control_plane(cluster, timeout)
-    finally:
-        clone.finish(timeout)  # also on failure: nothing may write under the dir once stopped
+    except BaseException:
+        clone.abort()  # nothing may write under the run's directory once it is stopped
+        raise
+    clone.finish(timeout)
     start_node(cluster, timeout)
 
 

@@ -47,6 +47,12 @@ class RootClone:
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
 
+    def abort(self) -> None:
+        """Stop cloning (the start failed or was interrupted) and wait until `cp` has exited."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate()
+
     def finish(self, timeout: float) -> None:
         """Wait for the hard links, then give the clone real copies of the mutable files."""
         try:
