@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,7 +122,13 @@ def test_ctrl_c_during_the_kubernetes_bench_stops_its_cluster_and_everything_in_
         finally:
             os.killpg(bench.pid, signal.SIGINT)  # Ctrl-C
             bench.wait(180)
+        out.seek(0)
+        said = out.read().decode(errors="replace")
 
+    # It says where the servers' logs were kept; they are no use to anyone after this test.
+    kept = re.search(r"the servers' logs are kept in (\S+)", said)
+    assert kept is not None, said
+    shutil.rmtree(kept.group(1))
     assert bench.returncode != 0
     assert _processes_in(f"bench-api-{bench.pid}") == []
     assert not Path(cluster_dir).exists()
