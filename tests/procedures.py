@@ -11,6 +11,7 @@ only spells out a request where the request itself is what it tests.
 
 import contextlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -257,14 +258,21 @@ def spare_pids(server: Server) -> set[int]:
 
 def wait_for_spares(server: Server, count: int, timeout: float = 20) -> set[int]:
     """Wait until ``server`` has exactly ``count`` idle spares; return their PIDs."""
+    return _wait_for_exactly(lambda: spare_pids(server), count, timeout, "spare runners")
+
+
+def _wait_for_exactly(
+    find: Callable[[], set[int]], count: int, timeout: float, what: str
+) -> set[int]:
+    """Wait until ``find()`` returns exactly ``count`` PIDs; return them."""
     found: set[int] = set()
 
     def settled() -> bool:
         nonlocal found
-        found = spare_pids(server)
+        found = find()
         return len(found) == count
 
-    wait_for(settled, timeout, f"{count} spare runners")
+    wait_for(settled, timeout, f"{count} {what}")
     return found
 
 
@@ -303,15 +311,7 @@ def zygote_pids(server: Server) -> set[int]:
 
 def wait_for_runners(server: Server, count: int, timeout: float = 10) -> set[int]:
     """Wait until ``server`` has exactly ``count`` runner processes; return their PIDs."""
-    found: set[int] = set()
-
-    def settled() -> bool:
-        nonlocal found
-        found = runner_pids(server)
-        return len(found) == count
-
-    wait_for(settled, timeout, f"{count} runner processes")
-    return found
+    return _wait_for_exactly(lambda: runner_pids(server), count, timeout, "runner processes")
 
 
 def written_json(path: Path, what: str, timeout: float = 20) -> Any:
