@@ -143,9 +143,10 @@ class RunnerStandIn:
             self.report(item, S.RUNNING)
             self.publish(item, "user.script.hello", {"n": spec.id})
             if "quick" in spec.script_uri:
-                self.report(self._read(spec.id), S.COMPLETED)
+                self.report(self.read(spec.id), S.COMPLETED)
 
-    def _read(self, pid: int) -> Any:
+    def read(self, pid: int) -> Any:
+        """Procedure ``pid`` as the API server has it now."""
         found: Any = self.custom.get_namespaced_custom_object(
             GROUP, VERSION, self.namespace, PLURAL, procedure_name(pid)
         )

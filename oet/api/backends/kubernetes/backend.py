@@ -7,14 +7,15 @@ start and stop patch its ``spec`` (guarded JSON Patches), and the answer waits
 until the cache shows the runner's reaction, as the embedded backend waits
 for its runner. Lifecycle events come from status changes seen by the watch,
 script events from the runner's Events (``oet.kube.events``); both are
-numbered by resourceVersion (:mod:`.bus`), so any replica can serve a client.
+numbered by resourceVersion (:mod:`.bus`), so any replica can serve a client,
+and sent in the order the runner wrote them, whichever watch lags (:mod:`.ordering`).
 """
 
 import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -22,6 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from oet.api import procedure_path
 from oet.api.backends.kubernetes.bus import ID_SCALE, ClusterEventBus
 from oet.api.backends.kubernetes.cluster import Cluster
+from oet.api.backends.kubernetes.ordering import StreamOrder
 from oet.api.backends.kubernetes.watch import Follower, Item, Items
 from oet.config import Settings
 from oet.domain import (
@@ -61,14 +63,9 @@ LIFECYCLE_TOPICS = {
 }
 
 
-SCRIPT_EXECUTING = frozenset({S.INITIALISING, S.RUNNING, S.STOPPING})
-"""States in which a procedure's script runs, and so may publish events."""
-
-HOLD_SCRIPT_EVENTS = 5.0
-"""Seconds a script event may wait for its procedure's state change to be seen first.
-
-It is released as soon as that change arrives, so this only matters when the Procedures
-watch lags the Events watch, which on a busy node can last more than a second."""
+READ_TIMEOUT = 10.0
+"""Seconds a final state waits at most for the read of its procedure's script Events
+(:mod:`.ordering`); if the read fails, they follow when the Events watch brings them."""
 
 
 _Waiter = tuple[Callable[[Procedure], bool], "asyncio.Future[Procedure | None]"]
@@ -92,7 +89,9 @@ class KubernetesBackend:
         self._procedures: dict[int, Procedure] = {}
         self._resources: dict[int, Item] = {}
         self._waiters: dict[int, list[_Waiter]] = {}
-        self._held: dict[int, list[Event]] = {}
+        self._order = StreamOrder(
+            self._publish, self._state_of, self._read_script_events, self._notify
+        )
         self._followers = [
             Follower("procedures", client, self.cluster.list_procedures,
                      self._on_procedure, self._on_procedures_relisted),
@@ -115,7 +114,9 @@ class KubernetesBackend:
             if event is not None:
                 seeds.append(event)
                 exact_from = max(exact_from, event.id)
-        seeds.extend(e for note in notes if (e := self._script_event(note)) is not None)
+        for note in notes:
+            if (script := self._script_event(note)) is not None and self._order.take(script):
+                seeds.append(script)
         self.bus.seed(seeds, exact_from)
         procedures.start(loop, procedures_rv)
         events.start(loop, events_rv)
@@ -125,6 +126,7 @@ class KubernetesBackend:
         """Stop following the cluster. Procedures go on: their runners are not ours."""
         for follower in self._followers:
             follower.stop()
+        self._order.close()
 
     # -- queries ------------------------------------------------------------
     def list(self, pids: list[int] | None = None) -> list[Procedure]:
@@ -236,6 +238,7 @@ class KubernetesBackend:
         if kind == "DELETED":
             self._procedures.pop(pid, None)
             self._resources.pop(pid, None)
+            self._order.forget(pid)
             self._notify(pid)
             return
         if _rv(item) <= _rv(self._resources.get(pid, {})):
@@ -246,12 +249,20 @@ class KubernetesBackend:
             return
         if old is None or old.state != procedure.state:
             event = self._lifecycle_event(procedure, item)
-            if event is not None:
-                self.bus.publish_cluster(_rv(item), event.topic, event.payload, pid, "api",
-                                         event.time)  # fmt: skip
-            if procedure.state != S.CREATED:
-                self._release_script_events(pid)
+            self._order.state_changed(pid, procedure.state, event)
         self._notify(pid)
+
+    def _publish(self, event: Event) -> None:
+        self.bus.publish_cluster(event.id // ID_SCALE, event.topic, event.payload,
+                                 event.procedure_id, event.source, event.time)  # fmt: skip
+
+    def _state_of(self, pid: int) -> ProcedureState | None:
+        procedure = self._procedures.get(pid)
+        return procedure.state if procedure is not None else None
+
+    async def _read_script_events(self, pid: int) -> Iterable[Event]:
+        notes = await asyncio.to_thread(self.cluster.list_script_events_of, pid, READ_TIMEOUT)
+        return [e for note in notes if (e := self._script_event(note)) is not None]
 
     def _on_procedures_relisted(self, items: Items) -> None:
         """After a lost watch: take the list as it is; earlier IDs can no longer replay."""
@@ -265,31 +276,8 @@ class KubernetesBackend:
         self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
 
     def _on_event(self, kind: str, item: Item) -> None:
-        if kind != "ADDED" or (event := self._script_event(item)) is None:
-            return
-        pid = event.procedure_id
-        assert pid is not None
-        procedure = self._procedures.get(pid)
-        if pid in self._held or procedure is None or procedure.state == S.CREATED:
-            # The runner writes RUNNING before its script publishes, but Events and
-            # Procedures come through two watches: one may be ahead of the other. Hold the
-            # script event (at most HOLD_SCRIPT_EVENTS) until the state change is seen, so
-            # the stream says "started" first and its IDs keep increasing.
-            held = self._held.setdefault(pid, [])
-            held.append(event)
-            if len(held) == 1:
-                loop = asyncio.get_running_loop()
-                loop.call_later(HOLD_SCRIPT_EVENTS, self._release_script_events, pid)
-            return
-        self._publish_script_event(event)
-
-    def _release_script_events(self, pid: int) -> None:
-        for event in self._held.pop(pid, []):
-            self._publish_script_event(event)
-
-    def _publish_script_event(self, event: Event) -> None:
-        self.bus.publish_cluster(event.id // ID_SCALE, event.topic, event.payload,
-                                 event.procedure_id, "script", event.time)  # fmt: skip
+        if kind == "ADDED" and (event := self._script_event(item)) is not None:
+            self._order.script_event(event)
 
     def _on_events_relisted(self, _items: Items) -> None:
         self.bus.exact_from = max(self.bus.exact_from, self.bus.last_id)
@@ -322,6 +310,8 @@ class KubernetesBackend:
     def _notify(self, pid: int) -> None:
         """Hand this version of ``pid`` (None once gone) to every waiter it satisfies."""
         procedure = self._procedures.get(pid)
+        if procedure is not None and self._order.finishing(pid):
+            return  # its final event is not out yet: waiters hear when it is
         for done, answer in self._waiters.get(pid, []):
             if not answer.done() and (procedure is None or done(procedure)):
                 answer.set_result(procedure)

@@ -21,6 +21,7 @@ Two objects besides the Procedures make two API replicas behave as one:
 """
 
 import datetime
+import json
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -40,7 +41,7 @@ from kubernetes.client.exceptions import ApiException
 from oet.domain import FINAL_STATES, ProcedureNotFound, ProcedureState, StateConflict
 from oet.kube import GROUP, PLURAL, VERSION, DesiredState, ProcedureResource, procedure_name
 from oet.kube.events import SCRIPT_EVENT
-from oet.kube.names import APP, LABEL_APP, LABEL_COMPONENT, procedure_id
+from oet.kube.names import APP, LABEL_APP, LABEL_COMPONENT, LABEL_PROCEDURE, procedure_id
 from oet.kube.resource import read_spec, read_status
 
 ID_COUNTER = "oet-procedure-ids"
@@ -117,6 +118,18 @@ class Cluster:
         return self.core.list_namespaced_event(
             self.namespace, label_selector=f"{LABEL_COMPONENT}={SCRIPT_EVENT}", **kwargs
         )
+
+    def list_script_events_of(self, pid: int, timeout: float) -> list[dict[str, Any]]:
+        """Procedure ``pid``'s script Events now: a consistent read, not a watch cache's."""
+        selector = f"{LABEL_COMPONENT}={SCRIPT_EVENT},{LABEL_PROCEDURE}={procedure_name(pid)}"
+        response: Any = self.core.list_namespaced_event(
+            self.namespace,
+            label_selector=selector,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
+        items = json.loads(response.data).get("items") or []
+        return list(items)
 
     # -- IDs --------------------------------------------------------------------------
     def next_id(self, floor: int) -> int:

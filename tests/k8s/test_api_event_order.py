@@ -1,0 +1,127 @@
+"""A procedure's end reaches the stream after the script events its runner sent before it.
+
+The runner creates its last script Events and then writes the final state, but an API replica
+learns of the two through two watches, and the Events watch may lag. Here the Kubernetes backend
+runs in this process, against the real test cluster and as the API's ServiceAccount, with its
+Events watch held back: what that watch delivers is kept, and handed over only when the test
+says, as a watch far behind would. `RunnerStandIn`'s report and publish play the runner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client import CustomObjectsApi
+
+from oet.api.backends.kubernetes.backend import KubernetesBackend
+from oet.api.backends.kubernetes.bus import ClusterEventBus
+from oet.api.events import Subscription
+from oet.config import Settings
+from oet.domain import Event, Procedure, ProcedureInput, ProcedureState
+from oet.kube import GROUP, PLURAL, VERSION, to_custom_resource
+from tests.k8s.api import QUICK, RunnerStandIn, prepare_namespace
+from tests.k8s.cluster import Cluster
+
+S = ProcedureState
+WAIT = 30.0
+_names = iter(range(1000))
+
+
+@pytest.fixture
+def space(cluster: Cluster) -> Iterator[tuple[str, Path]]:
+    name = f"order-{os.getpid()}-{next(_names)}"
+    yield name, prepare_namespace(cluster, name)
+    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class HeldBackWatch:
+    """Keeps what the backend's Events watch delivers until :meth:`release`."""
+
+    def __init__(self, backend: KubernetesBackend) -> None:
+        self.follower = backend._followers[1]  # the Events watch (see KubernetesBackend)
+        assert self.follower.name == "events"
+        self.deliver = self.follower.on_change
+        self.kept: list[tuple[str, dict[str, Any]]] = []
+        self.follower.on_change = lambda kind, item: self.kept.append((kind, item))
+
+    def release(self) -> None:
+        self.follower.on_change = self.deliver
+        for kind, item in self.kept:
+            self.deliver(kind, item)
+
+
+async def _until(condition: Any, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+async def _events_until(subscription: Subscription, topic: str) -> list[Event]:
+    got: list[Event] = []
+    while not got or got[-1].topic != topic:
+        event = await asyncio.wait_for(subscription.queue.get(), WAIT)
+        assert event is not None, f"the stream ended before {topic}: {got}"
+        got.append(event)
+    return got
+
+
+def test_the_final_state_follows_script_events_the_events_watch_has_not_delivered_yet(
+    cluster: Cluster, space: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace, kubeconfig = space
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    settings = Settings(backend="kubernetes", kube_namespace=namespace)
+    runner = RunnerStandIn(str(cluster.kubeconfig), namespace)
+    admin = CustomObjectsApi(runner.client)
+
+    async def scenario() -> tuple[list[Event], list[Event | None]]:
+        bus = ClusterEventBus()
+        backend = KubernetesBackend(settings, bus)
+        await backend.startup()
+        try:
+            watch = HeldBackWatch(backend)
+            subscription = bus.subscribe()
+            body = to_custom_resource(Procedure(1, QUICK, ProcedureInput(), ProcedureInput()),
+                                      namespace)  # fmt: skip
+            body.pop("status", None)
+            admin.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dict(body))
+            for state in (S.CREATED, S.RUNNING):
+                runner.report(runner.read(1), state)
+            for step in range(3):
+                runner.publish(runner.read(1), "user.script.step", {"step": step})
+            runner.report(runner.read(1), S.COMPLETED)
+            streamed = await _events_until(subscription, "procedure.lifecycle.complete")
+            await _until(lambda: len(watch.kept) == 3, "the held-back watch to get the 3 Events")
+            watch.release()  # the late watch delivers the same Events again (at once)
+            again: list[Event | None] = []
+            while not subscription.queue.empty():
+                again.append(subscription.queue.get_nowait())
+            return streamed, again
+        finally:
+            await backend.shutdown()
+            backend.cluster.client.rest_client.pool_manager.clear()
+
+    try:
+        streamed, again = asyncio.run(scenario())
+    finally:
+        runner.client.close()
+
+    assert [e.topic for e in streamed] == [
+        "procedure.lifecycle.created",
+        "procedure.lifecycle.started",
+        "user.script.step",
+        "user.script.step",
+        "user.script.step",
+        "procedure.lifecycle.complete",
+    ]
+    assert [e.payload.get("step") for e in streamed[2:5]] == [0, 1, 2]
+    assert all(e.procedure_id == 1 for e in streamed)
+    ids = [e.id for e in streamed]
+    assert ids == sorted(set(ids)), ids
+    assert again == [], "the late watch's Events were streamed a second time"
