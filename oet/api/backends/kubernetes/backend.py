@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -168,14 +168,15 @@ class KubernetesBackend:
         procedure = self.get(pid)
         check_can_start(procedure, self._procedures.values())
         await self._call(self.cluster.take_running_lease, pid)
-        try:
-            await asyncio.to_thread(self.cluster.patch_spec, pid, start_patch(run))
-        except ApiException as exc:
-            await asyncio.to_thread(self.cluster.release_running_lease, pid)
-            raise _error(exc, f"Procedure {pid} could not be started") from None
-        started = await self._wait_until(
-            pid, lambda p: p.state != S.CREATED, self.settings.create_wait
-        )
+        # Watched from before the patch: the runner's RUNNING may arrive before the patch's
+        # answer, and a quick script's COMPLETED right after it.
+        with self._watching(pid, lambda p: p.state != S.CREATED) as reaction:
+            try:
+                await asyncio.to_thread(self.cluster.patch_spec, pid, start_patch(run))
+            except ApiException as exc:
+                await asyncio.to_thread(self.cluster.release_running_lease, pid)
+                raise _error(exc, f"Procedure {pid} could not be started") from None
+            started = await self._answer(pid, reaction, self.settings.create_wait)
         # As the runner first answered: RUNNING, even if a quick script has completed since.
         return started or self.get(pid)
 
@@ -325,18 +326,35 @@ class KubernetesBackend:
         procedure = self._procedures.get(pid)
         if procedure is None or done(procedure):
             return procedure
+        with self._watching(pid, done) as answer:
+            return await self._answer(pid, answer, timeout)
+
+    @contextlib.contextmanager
+    def _watching(
+        self, pid: int, done: Callable[[Procedure], bool]
+    ) -> Iterator["asyncio.Future[Procedure | None]"]:
+        """While the block runs, the first version of ``pid`` from now on that is ``done``
+        (None if it goes) becomes the future's result. Entered before a change is asked for,
+        no version the change brings can slip past (:meth:`_answer` waits for it)."""
         answer: asyncio.Future[Procedure | None] = asyncio.get_running_loop().create_future()
         waiter = (done, answer)
         self._waiters.setdefault(pid, []).append(waiter)
         try:
-            return await asyncio.wait_for(answer, timeout)
-        except TimeoutError:
-            return self._procedures.get(pid)
+            yield answer
         finally:
             waiters = self._waiters.get(pid, [])
             waiters.remove(waiter)
             if not waiters:
                 self._waiters.pop(pid, None)
+
+    async def _answer(
+        self, pid: int, answer: "asyncio.Future[Procedure | None]", timeout: float
+    ) -> Procedure | None:
+        """``answer``'s result, or after ``timeout`` the current version of ``pid``."""
+        try:
+            return await asyncio.wait_for(answer, timeout)
+        except TimeoutError:
+            return self._procedures.get(pid)
 
 
 def _error(exc: ApiException, what: str) -> Exception:

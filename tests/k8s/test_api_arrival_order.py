@@ -1,16 +1,21 @@
-"""A procedure's end reaches the stream after the script events its runner sent before it.
+"""What a replica tells clients when the cluster's news reaches it in an awkward order.
 
-The runner creates its last script Events and then writes the final state, but an API replica
-learns of the two through two watches, and the Events watch may lag. Here the Kubernetes backend
-runs in this process, against the real test cluster and as the API's ServiceAccount, with its
-Events watch held back: what that watch delivers is kept, and handed over only when the test
-says, as a watch far behind would. `RunnerStandIn`'s report and publish play the runner.
+The Kubernetes backend runs in this process, against the real test cluster and as the API's
+ServiceAccount; `RunnerStandIn`'s report and publish play the runner, step by step, so each
+awkward order is made on purpose rather than hoped for:
+
+* The runner creates its last script Events and then writes the final state, but a replica
+  learns of the two through two watches, and the Events watch may lag. Here it is held back:
+  what it delivers is kept, and handed over only when the test says.
+* A start's answer is the runner's first reaction (RUNNING), even when the watch brings
+  RUNNING and a quick script's COMPLETED before the API server has answered the start's patch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +67,14 @@ async def _until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
+def _create(admin: CustomObjectsApi, runner: RunnerStandIn, namespace: str, pid: int) -> None:
+    """A Procedure as the API makes it, taken to CREATED as its runner would."""
+    body = to_custom_resource(Procedure(pid, QUICK, ProcedureInput(), ProcedureInput()), namespace)
+    body.pop("status", None)
+    admin.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dict(body))
+    runner.report(runner.read(pid), S.CREATED)
+
+
 async def _events_until(subscription: Subscription, topic: str) -> list[Event]:
     got: list[Event] = []
     while not got or got[-1].topic != topic:
@@ -87,12 +100,8 @@ def test_the_final_state_follows_script_events_the_events_watch_has_not_delivere
         try:
             watch = HeldBackWatch(backend)
             subscription = bus.subscribe()
-            body = to_custom_resource(Procedure(1, QUICK, ProcedureInput(), ProcedureInput()),
-                                      namespace)  # fmt: skip
-            body.pop("status", None)
-            admin.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dict(body))
-            for state in (S.CREATED, S.RUNNING):
-                runner.report(runner.read(1), state)
+            _create(admin, runner, namespace, 1)
+            runner.report(runner.read(1), S.RUNNING)
             for step in range(3):
                 runner.publish(runner.read(1), "user.script.step", {"step": step})
             runner.report(runner.read(1), S.COMPLETED)
@@ -125,3 +134,46 @@ def test_the_final_state_follows_script_events_the_events_watch_has_not_delivere
     ids = [e.id for e in streamed]
     assert ids == sorted(set(ids)), ids
     assert again == [], "the late watch's Events were streamed a second time"
+
+
+def test_a_start_answers_running_when_the_script_completed_before_the_patch_was_answered(
+    cluster: Cluster, space: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    namespace, kubeconfig = space
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    settings = Settings(backend="kubernetes", kube_namespace=namespace)
+    runner = RunnerStandIn(str(cluster.kubeconfig), namespace)
+    admin = CustomObjectsApi(runner.client)
+
+    async def scenario() -> tuple[Procedure, ProcedureState]:
+        backend = KubernetesBackend(settings, ClusterEventBus())
+        await backend.startup()
+        try:
+            _create(admin, runner, namespace, 1)
+            await _until(lambda: backend.list() and backend.get(1).state == S.CREATED, "CREATED")
+            patch_spec = backend.cluster.patch_spec
+
+            def patch_answered_late(pid: int, patch: list[dict[str, Any]]) -> Any:
+                answer = patch_spec(pid, patch)
+                runner.report(runner.read(pid), S.RUNNING)  # the runner reacts at once ...
+                runner.report(runner.read(pid), S.COMPLETED)  # ... and the script is quick
+                deadline = time.monotonic() + WAIT
+                while backend.get(pid).state != S.COMPLETED:  # the watch brought both first
+                    assert time.monotonic() < deadline, "the watch never brought COMPLETED"
+                    time.sleep(0.01)
+                return answer
+
+            backend.cluster.patch_spec = patch_answered_late  # type: ignore[method-assign]
+            answer = await asyncio.wait_for(backend.start(1, None), WAIT)
+            return answer, backend.get(1).state
+        finally:
+            await backend.shutdown()
+            backend.cluster.client.rest_client.pool_manager.clear()
+
+    try:
+        answer, now = asyncio.run(scenario())
+    finally:
+        runner.client.close()
+
+    assert answer.state == S.RUNNING
+    assert now == S.COMPLETED
