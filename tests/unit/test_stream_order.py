@@ -39,6 +39,7 @@ class Replica:
         self.finished: list[int] = []
         self.in_cluster = list(in_cluster)
         self.read_fails = read_fails
+        self.read_as_of: list[int] = []
         self.reads_started = asyncio.Event()
         self.reads_may_end = asyncio.Event()
         self.reads_may_end.set()
@@ -52,11 +53,12 @@ class Replica:
     def _state_of(self, pid: int) -> ProcedureState | None:
         return self.state if pid == PID else None
 
-    async def _read(self, pid: int) -> list[Event]:
+    async def _read(self, pid: int, resource_version: int) -> list[Event]:
         self.reads_started.set()
         await self.reads_may_end.wait()
         if self.read_fails:
             raise OSError("connection refused")
+        self.read_as_of.append(resource_version)
         return [e for e in self.in_cluster if e.procedure_id == pid]
 
     def enter(self, state: ProcedureState, event: Event) -> None:
@@ -90,6 +92,7 @@ async def test_the_final_event_follows_script_events_the_watch_has_not_brought_y
     await replica.settled()
 
     assert replica.rvs() == [10, 11, 12, 13, 14]
+    assert replica.read_as_of == [14]  # the final state's version: all before it are there
     for late in (script(12), script(13)):  # the lagging watch brings them after all
         replica.order.script_event(late)
     assert replica.rvs() == [10, 11, 12, 13, 14]

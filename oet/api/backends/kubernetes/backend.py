@@ -261,8 +261,10 @@ class KubernetesBackend:
         procedure = self._procedures.get(pid)
         return procedure.state if procedure is not None else None
 
-    async def _read_script_events(self, pid: int) -> Iterable[Event]:
-        notes = await asyncio.to_thread(self.cluster.list_script_events_of, pid, READ_TIMEOUT)
+    async def _read_script_events(self, pid: int, resource_version: int) -> Iterable[Event]:
+        notes = await asyncio.to_thread(
+            self.cluster.list_script_events_of, pid, resource_version, READ_TIMEOUT
+        )
         return [e for note in notes if (e := self._script_event(note)) is not None]
 
     def _on_procedures_relisted(self, items: Items) -> None:

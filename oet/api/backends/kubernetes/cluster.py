@@ -119,12 +119,20 @@ class Cluster:
             self.namespace, label_selector=f"{LABEL_COMPONENT}={SCRIPT_EVENT}", **kwargs
         )
 
-    def list_script_events_of(self, pid: int, timeout: float) -> list[dict[str, Any]]:
-        """Procedure ``pid``'s script Events now: a consistent read, not a watch cache's."""
+    def list_script_events_of(
+        self, pid: int, resource_version: int, timeout: float
+    ) -> list[dict[str, Any]]:
+        """Procedure ``pid``'s script Events, as of ``resource_version`` or later.
+
+        The API server answers from its watch cache once that has caught up with
+        ``resource_version``: every Event written before it is in the answer, however far
+        behind this replica's own watch is."""
         selector = f"{LABEL_COMPONENT}={SCRIPT_EVENT},{LABEL_PROCEDURE}={procedure_name(pid)}"
         response: Any = self.core.list_namespaced_event(
             self.namespace,
             label_selector=selector,
+            resource_version=str(resource_version),
+            resource_version_match="NotOlderThan",
             _preload_content=False,
             _request_timeout=timeout,
         )

@@ -33,16 +33,17 @@ class StreamOrder:
     """Decides when each lifecycle and script event of the cluster is published.
 
     ``publish`` sends an event out; ``state_of`` is a procedure's state as the replica
-    knows it (None if unknown); ``read_script_events`` reads a procedure's script events
-    from the API server; ``finished`` is called once a final state has been published.
-    Used from the event loop's thread only.
+    knows it (None if unknown); ``read_script_events(pid, resource_version)`` reads a
+    procedure's script events from the API server, as of that version or later;
+    ``finished(pid)`` is called once a final state has been published. Used from the event
+    loop's thread only.
     """
 
     def __init__(
         self,
         publish: Callable[[Event], None],
         state_of: Callable[[int], ProcedureState | None],
-        read_script_events: Callable[[int], Awaitable[Iterable[Event]]],
+        read_script_events: Callable[[int, int], Awaitable[Iterable[Event]]],
         finished: Callable[[int], None],
     ) -> None:
         self._publish = publish
@@ -127,7 +128,7 @@ class StreamOrder:
     async def _catch_up_then_publish(self, pid: int, final: Event) -> None:
         try:
             try:
-                events = await self._read_script_events(pid)
+                events = await self._read_script_events(pid, final.id // ID_SCALE)
             except Exception as exc:  # never hold a final state back for good
                 log.warning("procedure %d: its last script events could not be read (%s);"
                             " they follow when the Events watch brings them", pid, exc)  # fmt: skip
