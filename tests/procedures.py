@@ -9,8 +9,12 @@ only spells out a request where the request itself is what it tests.
     from tests.procedures import SLEEPER, create_id, start, wait_for_state
 """
 
+import array
 import contextlib
+import fcntl
 import json
+import os
+import termios
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -274,6 +278,29 @@ def _wait_for_exactly(
 
     wait_for(settled, timeout, f"{count} {what}")
     return found
+
+
+def unread_input(pid: int) -> int:
+    """Bytes written to process ``pid``'s pipes that it has not read yet.
+
+    Each pipe it holds is opened again through /proc (a new reader of the same pipe) and
+    asked how much waits in it (FIONREAD); nothing is read.
+    """
+    waiting = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if not os.readlink(fd).startswith("pipe:"):
+                continue
+            reader = os.open(fd, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            count = array.array("i", [0])
+            fcntl.ioctl(reader, termios.FIONREAD, count)
+            waiting += count[0]
+        finally:
+            os.close(reader)
+    return waiting
 
 
 def alive(pid: int) -> bool:

@@ -259,6 +259,8 @@ def run_procedure(channel: Channel) -> int:
     if load is None or load.get("cmd") != "load":
         print("oet runner: expected a load command first", file=sys.stderr)
         return 2
+    # Nothing of the script has run yet: a runner that dies before saying so may be replaced.
+    channel.send({"type": "loaded", "time": time.time()})
     adopt_surroundings(load)
     name_process(f"oet-runner-{load.get('procedure_id', '')}")
     code = _Runner(channel, load).run()

@@ -6,9 +6,11 @@ one process per procedure, nothing of one script visible to the next, a spare
 that dies replaced, none left behind when the server stops.
 """
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,13 @@ from tests.conftest import Server, wait_for
 from tests.procedures import (
     QUICK,
     alive,
+    create,
     create_id,
     run_until,
     runner_pids,
     spare_pids,
     start,
+    unread_input,
     wait_for_spares,
     wait_for_state,
     written_json,
@@ -113,6 +117,52 @@ def test_a_procedure_created_just_after_its_spare_died_still_runs(
     os.kill(spare, signal.SIGKILL)
     with server.client() as api:
         run_until(api, script(QUICK), "COMPLETED")
+
+
+def test_a_procedure_whose_spare_died_before_reading_its_load_gets_a_new_runner(
+    server: Server, script: Callable[[str], str]
+) -> None:
+    spare = wait_for_spares(server, 1).pop()
+    os.kill(spare, signal.SIGSTOP)  # taken, it cannot read its load before it is killed
+    try:
+        before = unread_input(spare)
+        with ThreadPoolExecutor(1) as pool, server.client() as api:
+            creating = pool.submit(create_id, api, script(QUICK))
+            wait_for(lambda: unread_input(spare) > before, 20, "the load command to the spare")
+            os.kill(spare, signal.SIGKILL)
+            pid = creating.result(60)
+            assert spare not in runner_pids(server)
+            start(api, pid)
+            wait_for_state(api, pid, "COMPLETED")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(spare, signal.SIGKILL)
+    logged = server.log.read_text()
+    assert f"runner process {spare} was killed by signal 9 before reading its load" in logged
+
+
+def test_a_runner_that_dies_in_init_is_not_replaced_so_init_never_runs_twice(
+    server: Server, script: Callable[[str], str], tmp_path: Path
+) -> None:
+    calls = tmp_path / "init-calls"
+    dies_in_init = f"""
+import os, signal
+
+def init():
+    with open({str(calls)!r}, "a") as out:
+        out.write("init\\n")
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def run():
+    pass
+"""
+    with server.client() as api:
+        procedure = create(api, script(dies_in_init))
+
+    assert procedure["state"] == "FAILED"
+    reason = procedure["history"]["reason"]
+    assert reason == "The runner was killed by signal 9 before the procedure ended"
+    assert calls.read_text() == "init\n"
 
 
 def test_server_shutdown_leaves_no_spare_behind(server: Server) -> None:

@@ -71,6 +71,7 @@ class EmbeddedBackend:
         self._abort_asked: set[int] = set()
         self._abort_outcomes: dict[int, tuple[bool, str]] = {}
         self._interrupted: set[int] = set()  # scripts stopped, runner still aborting
+        self._given_new_runner: set[int] = set()  # their first runner died before loading
         self._tasks: set[asyncio.Task[Any]] = set()
         self.spares = SpareRunners(settings.warm_runners)
         self.changes = 0
@@ -159,8 +160,9 @@ class EmbeddedBackend:
             self.spares.fill(after=_REFILL_DELAY)
         return procedure
 
-    async def _launch(self, procedure: Procedure, load: dict[str, Any]) -> None:
-        """Spawn the procedure's runner; a failure to spawn ends the procedure FAILED."""
+    async def _launch(self, procedure: Procedure, load: dict[str, Any], spare: bool = True) -> None:
+        """Spawn the procedure's runner (a spare if ``spare`` and one waits); a failure to
+        spawn ends the procedure FAILED."""
         pid = procedure.id
         handlers = (
             lambda message: self._on_report(pid, message),
@@ -168,9 +170,11 @@ class EmbeddedBackend:
             self.settings.script_output_limit,
         )
         try:
-            runner = self.spares.take() or await self.spares.start_runner()
+            runner = (spare and self.spares.take()) or await self.spares.start_runner()
             runner.hand(load, *handlers)
             self._runners[pid] = runner
+            log.info("procedure %d (%s): handed to runner process %d",
+                     pid, procedure.script_uri, runner.pid)  # fmt: skip
         except Exception as exc:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
@@ -248,6 +252,9 @@ class EmbeddedBackend:
         procedure = self._procedures.get(pid)
         if procedure is None or procedure.state in FINAL_STATES:
             return
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        if await self._relaunched(procedure, runner, how):
+            return
         if procedure.state == S.STOPPING and runner is not None and runner.killed:
             if pid in self._interrupted:
                 procedure.history.reason = "Stopped on request; runner killed while aborting"
@@ -259,9 +266,36 @@ class EmbeddedBackend:
                 self._record_abort(procedure, *await self._abort_from_server(procedure))
             self._move(procedure, S.STOPPED)
             return
-        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         procedure.history.reason = f"The runner {how} before the procedure ended"
         self._move(procedure, S.FAILED)
+
+    async def _relaunched(
+        self, procedure: Procedure, runner: RunnerProcess | None, how: str
+    ) -> bool:
+        """Hand the procedure to a new runner if its first one died before reading its load.
+
+        A spare can die (killed from outside, say) in the instant between being taken and
+        reading its load command. Nothing of the script has run then, so a new runner may
+        take over; once a runner has said it read its load, it never is: an observing
+        script is not run twice. One new runner per procedure, never a spare.
+        """
+        load = runner.load if runner is not None else None
+        if (
+            runner is None
+            or runner.loaded
+            or load is None
+            or procedure.id in self._given_new_runner
+            or procedure.state != S.INITIALISING
+            or self.spares.closed
+        ):
+            return False
+        log.warning("procedure %d (%s): runner process %d %s before reading its load;"
+                    " a new runner takes it", procedure.id, procedure.script_uri, runner.pid,
+                    how)  # fmt: skip
+        with contextlib.suppress(Exception):  # a failure to spawn ends it FAILED
+            self._given_new_runner.add(procedure.id)
+            await self._launch(procedure, load, spare=False)
+        return True
 
     async def _kill_if_stuck(self, pid: int, runner: RunnerProcess) -> None:
         """Kill a runner whose script ignores the stop, or whose abort outlives its timeout."""
@@ -314,6 +348,8 @@ class EmbeddedBackend:
         if new in FINAL_STATES:
             self._abort_asked.discard(procedure.id)
             self._interrupted.discard(procedure.id)
+        if old == S.INITIALISING:  # a runner has loaded it, or it ended: no new runner now
+            self._given_new_runner.discard(procedure.id)
         self._store.save(procedure)
         topic = _LIFECYCLE_TOPICS.get(new)
         if topic is not None:

@@ -43,6 +43,10 @@ class RunnerProcess:
         self._output: asyncio.Task[None] | None = None
         self._released = False
         self.killed = False
+        self.load: dict[str, Any] | None = None
+        """The load command it was handed, if any."""
+        self.loaded = False
+        """True once the runner has read its load command (and before it runs any script)."""
 
     @classmethod
     async def start_idle(cls) -> "RunnerProcess":
@@ -83,6 +87,7 @@ class RunnerProcess:
         started now would get, so a spare started earlier runs with today's.
         """
         self._name = f"procedure {load.get('procedure_id')}"
+        self.load = load
         self.release()
         self.send({"cmd": "load", "environ": runner_environment(), "cwd": os.getcwd(), **load})
         self._output = asyncio.create_task(self._copy_output(output_limit))
@@ -161,6 +166,9 @@ class RunnerProcess:
             except ValueError:
                 continue
             if isinstance(message, dict):
+                if message.get("type") == "loaded":
+                    self.loaded = True
+                    continue
                 on_message(message)
         if self._process.stdin is not None:
             self._process.stdin.close()
