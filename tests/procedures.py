@@ -295,12 +295,17 @@ def unread_input(pid: int) -> int:
         except OSError:
             continue
         try:
-            count = array.array("i", [0])
-            fcntl.ioctl(reader, termios.FIONREAD, count)
-            waiting += count[0]
+            waiting += unread_bytes(reader)
         finally:
             os.close(reader)
     return waiting
+
+
+def unread_bytes(fd: int) -> int:
+    """How many bytes wait in the pipe behind ``fd`` (FIONREAD)."""
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
 
 
 def alive(pid: int) -> bool:

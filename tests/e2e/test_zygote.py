@@ -7,9 +7,11 @@ modules the zygote had imported is not seen by the next; and what a killed
 runner leaves behind, now adopted by the server, is reaped.
 """
 
+import contextlib
 import os
 import signal
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,9 @@ from tests.procedures import (
     SWALLOWS_STOP,
     alive,
     children_of,
+    create,
     create_id,
+    pid_of,
     run_until,
     runner_pids,
     start,
@@ -132,6 +136,50 @@ def test_a_killed_zygote_is_replaced_and_procedures_still_load(
         # Gone for the server too: a create at the instant of the kill may still get it.
         wait_for(lambda: not any(map(alive, killed)), 10, "the killed spare to go")
         run_until(api, script(QUICK), "COMPLETED")  # forked on demand, or a fresh spare
+
+
+def test_a_procedure_stopped_while_its_runner_is_forked_ends_stopped_and_its_script_never_runs(
+    server: Server, script: Callable[[str], str], tmp_path: Path
+) -> None:
+    ran = tmp_path / "init-ran"
+    writes_when_loaded = f"""
+open({str(ran)!r}, "w").close()
+
+def init():
+    pass
+
+def run():
+    pass
+"""
+    zygote = the_zygote(server)
+    (spare,) = wait_for_spares(server, 1)
+    os.kill(zygote, signal.SIGSTOP)  # no runner can be forked until it goes on
+    try:
+        os.kill(spare, signal.SIGKILL)
+        wait_for(lambda: not alive(spare), 10, "the killed spare to go")
+        with ThreadPoolExecutor(2) as pool, server.client() as api, server.client() as other:
+            creating = pool.submit(create, api, script(writes_when_loaded))
+
+            pids: list[int] = []
+
+            def recorded() -> bool:
+                pids[:] = [pid_of(p) for p in other.get("/procedures").json()["procedures"]]
+                return bool(pids)
+
+            wait_for(recorded, 20, "the procedure to be recorded")
+            (pid,) = pids
+            stopping = pool.submit(stop, other, pid)
+            wait_for_state(api, pid, "STOPPING")
+            os.kill(zygote, signal.SIGCONT)
+            created, message = creating.result(60), stopping.result(60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(zygote, signal.SIGCONT)
+
+    assert created["state"] == "STOPPED"
+    assert created["history"]["reason"] == "Stopped before the script was loaded"
+    assert message == f"Successfully stopped script with ID {pid}"
+    assert not ran.exists(), "the script of a stopped procedure was loaded"
 
 
 def test_a_script_does_not_see_what_the_previous_one_changed_in_shared_modules(

@@ -9,10 +9,8 @@ import contextlib
 import fcntl
 import json
 import queue
-import struct
 import subprocess
 import sys
-import termios
 import textwrap
 import threading
 import time
@@ -23,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, wait_for
-from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP
+from tests.procedures import ANNOUNCES_THEN_SLEEPS, IGNORES_STOP, unread_bytes
 
 Report = dict[str, Any]
 
@@ -554,12 +552,6 @@ def test_a_runner_not_given_a_load_command_first_exits_with_a_message(runner: Ru
     wait_for(lambda: "expected a load command first" in runner.stderr, 5, "the complaint")
 
 
-def _unread_bytes(fd: int) -> int:
-    """How many bytes wait in the pipe behind ``fd``."""
-    result: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-    return result
-
-
 def test_a_stop_while_a_large_event_is_being_sent_leaves_every_report_intact(
     write_script: Callable[[str], Path],
 ) -> None:
@@ -586,7 +578,7 @@ def test_a_stop_while_a_large_event_is_being_sent_leaves_every_report_intact(
             assert line, "the runner's stdout closed"
         fd = stdout.fileno()
         capacity = fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-        wait_for(lambda: _unread_bytes(fd) >= capacity, 30, "the runner to fill its stdout pipe")
+        wait_for(lambda: unread_bytes(fd) >= capacity, 30, "the runner to fill its stdout pipe")
         runner.stop()  # arrives while the large event is half written
         runner.resume_reading()
         runner.until(lambda r: r.get("state") in ("STOPPED", "FAILED"), 20)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import pytest
 
+from oet.api.backends.kubernetes import ordering
 from oet.api.backends.kubernetes.bus import ID_SCALE
 from oet.api.backends.kubernetes.ordering import StreamOrder
 from oet.domain import Event, ProcedureState
@@ -149,8 +150,30 @@ async def test_a_procedure_deleted_while_finishing_still_gets_no_repeats() -> No
     replica.enter(S.COMPLETED, lifecycle(13, "complete"))
     await replica.reads_started.wait()
 
+    replica.state = None
     replica.order.forget(PID)
     replica.reads_may_end.set()
     await replica.settled()
-
     assert replica.rvs() == [10, 11, 12, 13]
+
+    replica.order.script_event(script(12))  # the lagging watch, after the procedure went
+    assert replica.rvs() == [10, 11, 12, 13]
+    assert replica.order._held == {}, "a repeat must not even wait to be sent"
+
+
+async def test_an_event_sent_when_its_hold_ran_out_is_not_sent_again_at_the_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ordering, "HOLD_SCRIPT_EVENTS", 0.0)
+    replica = Replica(in_cluster=[script(11)])
+    replica.state = None  # the Procedures watch lags: the procedure is not known yet
+    replica.order.script_event(script(11))
+    async with asyncio.timeout(5):
+        while replica.rvs() != [11]:  # the hold runs out on the loop's next turn
+            await asyncio.sleep(0)
+
+    replica.enter(S.RUNNING, lifecycle(10, "started"))
+    replica.enter(S.COMPLETED, lifecycle(12, "complete"))
+    await replica.settled()
+
+    assert replica.rvs() == [11, 10, 12]

@@ -171,6 +171,11 @@ class EmbeddedBackend:
         )
         try:
             runner = (spare and self.spares.take()) or await self.spares.start_runner()
+            gone = self._procedures.get(pid) is not procedure or self.spares.closed
+            if gone or procedure.state != S.INITIALISING:
+                await runner.discard()  # stopped, dropped or shut down while its runner started
+                await self._stopped_before_loading(procedure)
+                return
             runner.hand(load, *handlers)
             self._runners[pid] = runner
             log.info("procedure %d (%s): handed to runner process %d",
@@ -179,6 +184,15 @@ class EmbeddedBackend:
             procedure.history.reason = str(exc)
             self._move(procedure, S.FAILED)
             raise
+
+    async def _stopped_before_loading(self, procedure: Procedure) -> None:
+        """End a procedure stopped before any runner read its load: no script code ran."""
+        if procedure.state != S.STOPPING:
+            return
+        procedure.history.reason = "Stopped before the script was loaded"
+        if procedure.id in self._abort_asked:  # asked for: sent, as when a runner is gone
+            self._record_abort(procedure, *await self._abort_from_server(procedure))
+        self._move(procedure, S.STOPPED)
 
     async def start(self, pid: int, run: ProcedureInput | None) -> Procedure:
         procedure = self.get(pid)
@@ -289,12 +303,13 @@ class EmbeddedBackend:
             or self.spares.closed
         ):
             return False
-        log.warning("procedure %d (%s): runner process %d %s before reading its load;"
-                    " a new runner takes it", procedure.id, procedure.script_uri, runner.pid,
-                    how)  # fmt: skip
+        self._given_new_runner.add(procedure.id)
         with contextlib.suppress(Exception):  # a failure to spawn ends it FAILED
-            self._given_new_runner.add(procedure.id)
             await self._launch(procedure, load, spare=False)
+        new = self._runners.get(procedure.id)
+        outcome = f"runner process {new.pid} took it over" if new else "no new runner took it"
+        log.warning("procedure %d (%s): runner process %d %s before reading its load; %s",
+                    procedure.id, procedure.script_uri, runner.pid, how, outcome)  # fmt: skip
         return True
 
     async def _kill_if_stuck(self, pid: int, runner: RunnerProcess) -> None:

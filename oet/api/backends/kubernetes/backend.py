@@ -63,7 +63,7 @@ LIFECYCLE_TOPICS = {
 }
 
 
-READ_TIMEOUT = 10.0
+READ_TIMEOUT = 3.0
 """Seconds a final state waits at most for the read of its procedure's script Events
 (:mod:`.ordering`); if the read fails, they follow when the Events watch brings them."""
 
@@ -117,6 +117,8 @@ class KubernetesBackend:
         for note in notes:
             if (script := self._script_event(note)) is not None and self._order.take(script):
                 seeds.append(script)
+        for pid in {e.procedure_id for e in seeds} - {None, *self._procedures}:
+            self._order.forget(pid)  # type: ignore[arg-type]  # Events of procedures gone
         self.bus.seed(seeds, exact_from)
         procedures.start(loop, procedures_rv)
         events.start(loop, events_rv)
@@ -126,7 +128,7 @@ class KubernetesBackend:
         """Stop following the cluster. Procedures go on: their runners are not ours."""
         for follower in self._followers:
             follower.stop()
-        self._order.close()
+        await self._order.close()
 
     # -- queries ------------------------------------------------------------
     def list(self, pids: list[int] | None = None) -> list[Procedure]:

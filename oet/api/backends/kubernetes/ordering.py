@@ -28,6 +28,10 @@ HOLD_SCRIPT_EVENTS = 5.0
 It is released as soon as that change arrives, so this only matters when the Procedures
 watch lags the Events watch, which on a busy node can last more than a second."""
 
+FORGET_AFTER = 120.0
+"""Seconds what was taken of a procedure no longer known is kept: a lagging Events watch may
+still bring Events that the read at its final state sent already."""
+
 
 class StreamOrder:
     """Decides when each lifecycle and script event of the cluster is published.
@@ -56,7 +60,6 @@ class StreamOrder:
         """Per procedure, the resourceVersion of the newest script event taken (sent or held).
         The Events watch delivers in resourceVersion order, so anything at or below it was."""
         self._finishing: set[int] = set()
-        self._gone: set[int] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def take(self, event: Event) -> bool:
@@ -100,24 +103,33 @@ class StreamOrder:
         return pid in self._finishing
 
     def forget(self, pid: int) -> None:
-        """Procedure ``pid`` is gone."""
-        if pid in self._finishing:
-            self._gone.add(pid)  # its read of Events still needs what was taken
-        else:
-            self._taken.pop(pid, None)
+        """Procedure ``pid`` is gone, or not known: what was taken of it goes, later."""
+        asyncio.get_running_loop().call_later(FORGET_AFTER, self._forget_now, pid)
 
-    def close(self) -> None:
-        """Stop the reads in flight (the replica is shutting down)."""
-        for task in list(self._tasks):
+    async def close(self) -> None:
+        """End holds and reads (the replica is shutting down): no waiter is left waiting."""
+        for timer in self._hold_timers.values():
+            timer.cancel()
+        self._hold_timers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for pid in list(self._finishing):  # a read cancelled before it began
+            self._finishing.discard(pid)
+            self._finished(pid)
+
+    def _forget_now(self, pid: int) -> None:
+        if self._state_of(pid) is None and pid not in self._finishing and pid not in self._held:
+            self._taken.pop(pid, None)
 
     def _release(self, pid: int) -> None:
         if (timer := self._hold_timers.pop(pid, None)) is not None:
             timer.cancel()
         for event in self._held.pop(pid, []):
             self._publish(event)
-        if self._state_of(pid) is None:  # events of a procedure gone, or never seen
-            self._taken.pop(pid, None)
+        if self._state_of(pid) is None:  # events of a procedure gone, or not seen yet
+            self.forget(pid)
 
     def _finish(self, pid: int, final: Event) -> None:
         self._finishing.add(pid)
@@ -139,7 +151,4 @@ class StreamOrder:
             self._publish(final)
         finally:
             self._finishing.discard(pid)
-            if pid in self._gone:
-                self._gone.discard(pid)
-                self._taken.pop(pid, None)
             self._finished(pid)
