@@ -13,6 +13,8 @@ is a stand-in for the runner, not for anything the API talks to.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
 import signal
 import subprocess
 import sys
@@ -62,6 +64,20 @@ def prepare_namespace(cluster: Cluster, name: str) -> Path:
     cluster.kubectl("create", "namespace", name)
     cluster.kubectl("apply", "-n", name, "-f", str(API_RBAC))
     return cluster.service_account_kubeconfig(name, "oet-api")
+
+
+_namespaces = itertools.count()
+
+
+@contextlib.contextmanager
+def api_namespace(cluster: Cluster, prefix: str) -> Iterator[tuple[str, Path]]:
+    """A fresh namespace made by :func:`prepare_namespace`, deleted afterwards: its name and
+    the kubeconfig of its ServiceAccount ``oet-api``."""
+    name = f"{prefix}-{os.getpid()}-{next(_namespaces)}"
+    try:
+        yield name, prepare_namespace(cluster, name)
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def start_kube_server(

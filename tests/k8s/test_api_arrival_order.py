@@ -14,10 +14,9 @@ awkward order is made on purpose rather than hoped for:
 from __future__ import annotations
 
 import asyncio
-import os
+import contextlib
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -29,19 +28,57 @@ from oet.api.events import Subscription
 from oet.config import Settings
 from oet.domain import Event, Procedure, ProcedureInput, ProcedureState
 from oet.kube import GROUP, PLURAL, VERSION, to_custom_resource
-from tests.k8s.api import QUICK, RunnerStandIn, prepare_namespace
+from tests.k8s.api import QUICK, RunnerStandIn, api_namespace
 from tests.k8s.cluster import Cluster
 
 S = ProcedureState
 WAIT = 30.0
-_names = iter(range(1000))
+
+
+class Stage:
+    """A namespace for the API, the runner's part, and the backend to run in this process."""
+
+    def __init__(self, namespace: str, runner: RunnerStandIn) -> None:
+        self.namespace = namespace
+        self.runner = runner
+        self.admin = CustomObjectsApi(runner.client)
+        self.settings = Settings(backend="kubernetes", kube_namespace=namespace)
+
+    def create(self, pid: int) -> None:
+        """A Procedure as the API makes it, taken to CREATED as its runner would."""
+        procedure = Procedure(pid, QUICK, ProcedureInput(), ProcedureInput())
+        body = to_custom_resource(procedure, self.namespace)
+        body.pop("status", None)
+        self.admin.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, dict(body)
+        )
+        self.report(pid, S.CREATED)
+
+    def report(self, pid: int, state: ProcedureState) -> None:
+        """The runner writes ``state``."""
+        self.runner.report(self.runner.read(pid), state)
+
+    @contextlib.asynccontextmanager
+    async def backend(self, bus: ClusterEventBus) -> AsyncIterator[KubernetesBackend]:
+        """The Kubernetes backend, started (as the API's ServiceAccount) until the block ends."""
+        backend = KubernetesBackend(self.settings, bus)
+        await backend.startup()
+        try:
+            yield backend
+        finally:
+            await backend.shutdown()
+            backend.cluster.client.rest_client.pool_manager.clear()  # its watches end now
 
 
 @pytest.fixture
-def space(cluster: Cluster) -> Iterator[tuple[str, Path]]:
-    name = f"order-{os.getpid()}-{next(_names)}"
-    yield name, prepare_namespace(cluster, name)
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+def stage(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stage]:
+    with api_namespace(cluster, "order") as (namespace, kubeconfig):
+        monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+        runner = RunnerStandIn(str(cluster.kubeconfig), namespace)
+        try:
+            yield Stage(namespace, runner)
+        finally:
+            runner.client.close()
 
 
 class HeldBackWatch:
@@ -67,14 +104,6 @@ async def _until(condition: Any, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def _create(admin: CustomObjectsApi, runner: RunnerStandIn, namespace: str, pid: int) -> None:
-    """A Procedure as the API makes it, taken to CREATED as its runner would."""
-    body = to_custom_resource(Procedure(pid, QUICK, ProcedureInput(), ProcedureInput()), namespace)
-    body.pop("status", None)
-    admin.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dict(body))
-    runner.report(runner.read(pid), S.CREATED)
-
-
 async def _events_until(subscription: Subscription, topic: str) -> list[Event]:
     got: list[Event] = []
     while not got or got[-1].topic != topic:
@@ -85,26 +114,18 @@ async def _events_until(subscription: Subscription, topic: str) -> list[Event]:
 
 
 def test_the_final_state_follows_script_events_the_events_watch_has_not_delivered_yet(
-    cluster: Cluster, space: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    stage: Stage,
 ) -> None:
-    namespace, kubeconfig = space
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    settings = Settings(backend="kubernetes", kube_namespace=namespace)
-    runner = RunnerStandIn(str(cluster.kubeconfig), namespace)
-    admin = CustomObjectsApi(runner.client)
-
     async def scenario() -> tuple[list[Event], list[Event | None]]:
         bus = ClusterEventBus()
-        backend = KubernetesBackend(settings, bus)
-        await backend.startup()
-        try:
+        async with stage.backend(bus) as backend:
             watch = HeldBackWatch(backend)
             subscription = bus.subscribe()
-            _create(admin, runner, namespace, 1)
-            runner.report(runner.read(1), S.RUNNING)
+            stage.create(1)
+            stage.report(1, S.RUNNING)
             for step in range(3):
-                runner.publish(runner.read(1), "user.script.step", {"step": step})
-            runner.report(runner.read(1), S.COMPLETED)
+                stage.runner.publish(stage.runner.read(1), "user.script.step", {"step": step})
+            stage.report(1, S.COMPLETED)
             streamed = await _events_until(subscription, "procedure.lifecycle.complete")
             await _until(lambda: len(watch.kept) == 3, "the held-back watch to get the 3 Events")
             watch.release()  # the late watch delivers the same Events again (at once)
@@ -112,14 +133,8 @@ def test_the_final_state_follows_script_events_the_events_watch_has_not_delivere
             while not subscription.queue.empty():
                 again.append(subscription.queue.get_nowait())
             return streamed, again
-        finally:
-            await backend.shutdown()
-            backend.cluster.client.rest_client.pool_manager.clear()
 
-    try:
-        streamed, again = asyncio.run(scenario())
-    finally:
-        runner.client.close()
+    streamed, again = asyncio.run(scenario())
 
     assert [e.topic for e in streamed] == [
         "procedure.lifecycle.created",
@@ -137,26 +152,18 @@ def test_the_final_state_follows_script_events_the_events_watch_has_not_delivere
 
 
 def test_a_start_answers_running_when_the_script_completed_before_the_patch_was_answered(
-    cluster: Cluster, space: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+    stage: Stage,
 ) -> None:
-    namespace, kubeconfig = space
-    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-    settings = Settings(backend="kubernetes", kube_namespace=namespace)
-    runner = RunnerStandIn(str(cluster.kubeconfig), namespace)
-    admin = CustomObjectsApi(runner.client)
-
     async def scenario() -> tuple[Procedure, ProcedureState]:
-        backend = KubernetesBackend(settings, ClusterEventBus())
-        await backend.startup()
-        try:
-            _create(admin, runner, namespace, 1)
+        async with stage.backend(ClusterEventBus()) as backend:
+            stage.create(1)
             await _until(lambda: backend.list() and backend.get(1).state == S.CREATED, "CREATED")
             patch_spec = backend.cluster.patch_spec
 
             def patch_answered_late(pid: int, patch: list[dict[str, Any]]) -> Any:
                 answer = patch_spec(pid, patch)
-                runner.report(runner.read(pid), S.RUNNING)  # the runner reacts at once ...
-                runner.report(runner.read(pid), S.COMPLETED)  # ... and the script is quick
+                stage.report(pid, S.RUNNING)  # the runner reacts at once ...
+                stage.report(pid, S.COMPLETED)  # ... and the script is quick
                 deadline = time.monotonic() + WAIT
                 while backend.get(pid).state != S.COMPLETED:  # the watch brought both first
                     assert time.monotonic() < deadline, "the watch never brought COMPLETED"
@@ -166,14 +173,8 @@ def test_a_start_answers_running_when_the_script_completed_before_the_patch_was_
             backend.cluster.patch_spec = patch_answered_late  # type: ignore[method-assign]
             answer = await asyncio.wait_for(backend.start(1, None), WAIT)
             return answer, backend.get(1).state
-        finally:
-            await backend.shutdown()
-            backend.cluster.client.rest_client.pool_manager.clear()
 
-    try:
-        answer, now = asyncio.run(scenario())
-    finally:
-        runner.client.close()
+    answer, now = asyncio.run(scenario())
 
     assert answer.state == S.RUNNING
     assert now == S.COMPLETED

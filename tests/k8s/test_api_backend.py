@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from tests.k8s.api import (
     LONG,
     QUICK,
     StandInProcess,
-    prepare_namespace,
+    api_namespace,
     runner_stand_in,
     start_kube_server,
 )
@@ -29,8 +27,6 @@ from tests.k8s.cluster import Cluster
 from tests.procedures import create, get, pid_of, start, stop
 from tests.prometheus import parse_samples
 from tests.sse import EventStream
-
-_names = itertools.count()
 
 
 class Space:
@@ -46,10 +42,8 @@ class Space:
 
 @pytest.fixture
 def space(cluster: Cluster) -> Iterator[Space]:
-    name = f"api-{os.getpid()}-{next(_names)}"
-    kubeconfig = prepare_namespace(cluster, name)
-    yield Space(cluster, name, kubeconfig)
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with api_namespace(cluster, "api") as (name, kubeconfig):
+        yield Space(cluster, name, kubeconfig)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ runner's part (see tests/k8s/api.py).
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from tests.k8s.api import (
     LONG,
     QUICK,
     StandInProcess,
-    prepare_namespace,
+    api_namespace,
     runner_stand_in,
     start_kube_server,
 )
@@ -29,14 +28,11 @@ from tests.k8s.cluster import Cluster
 from tests.procedures import create, pid_of, start, wait_for_state
 from tests.sse import EventStream, Message
 
-_names = iter(range(1000))
-
 
 @pytest.fixture
 def namespace_and_config(cluster: Cluster) -> Iterator[tuple[str, Path]]:
-    name = f"replicas-{os.getpid()}-{next(_names)}"
-    yield name, prepare_namespace(cluster, name)
-    cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
+    with api_namespace(cluster, "replicas") as space:
+        yield space
 
 
 @pytest.fixture
