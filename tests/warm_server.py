@@ -122,13 +122,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def _serve_when_ordered() -> None:
     """The spare: import, wait for the order, then be that `oet-rest`."""
     try:
-        import oet.api.backends.kubernetes
+        import oet.api.backends.kubernetes  # the backend a test server will choose
         import oet.api.server
     except BaseException:
         failure: str | None = traceback.format_exc()
     else:
         failure = None
-        del oet.api.backends.kubernetes
     line = sys.stdin.buffer.readline()
     if not line:  # discarded, or the test session is gone
         return

@@ -41,9 +41,9 @@ class RootClone:
         self.shared = frozenset(shared)
         root.parent.mkdir(parents=True, exist_ok=True)
         # Hard links need one filesystem; across two (OET_CACHE_DIR elsewhere) copy it all.
-        same = template.stat().st_dev == root.parent.stat().st_dev
+        self.linked = template.stat().st_dev == root.parent.stat().st_dev
         self.process = subprocess.Popen(
-            ["cp", "-a", *(["--link"] if same else []), str(template), str(root)],
+            ["cp", "-a", *(["--link"] if self.linked else []), str(template), str(root)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
 
@@ -63,6 +63,8 @@ class RootClone:
             raise
         if self.process.returncode != 0:
             raise OSError(f"cloning {self.template} failed: {stderr.decode(errors='replace')}")
+        if not self.linked:
+            return  # copied whole: every file is the clone's own already
         for directory, subdirectories, files in os.walk(self.root):
             relative = Path(directory).relative_to(self.root)
             if relative in self.shared:

@@ -293,11 +293,10 @@ class EmbeddedBackend:
         take over; once a runner has said it read its load, it never is: an observing
         script is not run twice. One new runner per procedure, never a spare.
         """
-        load = runner.load if runner is not None else None
         if (
             runner is None
             or runner.loaded
-            or load is None
+            or runner.load is None
             or procedure.id in self._given_new_runner
             or procedure.state != S.INITIALISING
             or self.spares.closed
@@ -305,7 +304,7 @@ class EmbeddedBackend:
             return False
         self._given_new_runner.add(procedure.id)
         with contextlib.suppress(Exception):  # a failure to spawn ends it FAILED
-            await self._launch(procedure, load, spare=False)
+            await self._launch(procedure, runner.load, spare=False)
         new = self._runners.get(procedure.id)
         outcome = f"runner process {new.pid} took it over" if new else "no new runner took it"
         log.warning("procedure %d (%s): runner process %d %s before reading its load; %s",
